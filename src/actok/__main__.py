@@ -1,0 +1,5 @@
+import sys
+
+from actok.cli import main
+
+sys.exit(main())

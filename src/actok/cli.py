@@ -1,0 +1,425 @@
+"""Command line: `actok train`, `actok bench`.
+
+Every flag accepts both spellings (`--repo-id` / `--repo_id`) and both forms (`--flag value` / `--flag=value`);
+booleans are a bare flag or take true/false. A user mistake prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actok import __version__
+from actok.codec import PIPELINE_FILE, ActionCodec
+from actok.data.chunks import dims_to_spec
+from actok.data.lerobot import LeRobotDatasetReader, resolve_dataset_root
+from actok.data.normalize import NormalizationMode, Normalizer
+from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
+from actok.errors import ActokError
+from actok.tokenizers import available_tokenizers, create_tokenizer, get_tokenizer_class, load_tokenizer
+from actok.tokenizers.base import ActionTokenizer
+
+DEFAULT_TRAIN_TOKENIZER = "binning"
+TRAIN_ENCODED_DIMS = "0:6,7:23"  # lerobot-train-tokenizer's default
+BENCH_ENCODED_DIMS = "0:6"  # the benchmark seed's default
+BUNDLED_REPO_ID = "pusht"
+# Tokenizer constructor parameters that have their own flags; others go through --tokenizer-param KEY=VALUE.
+PARAM_FLAGS = ("vocab_size", "scale", "n_bins")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message by default)
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    low = value.strip().lower()
+    if low in ("true", "1", "yes", "y", "on"):
+        return True
+    if low in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    """Add `--name-with-dashes` and `--name_with_underscores` as one option."""
+    dashed, snake = name.replace("_", "-"), name.replace("-", "_")
+    options = [f"--{dashed}"] + ([f"--{snake}"] if snake != dashed else [])
+    if kwargs.pop("boolean", False):
+        kwargs.update(nargs="?", const=True, type=_bool, metavar="BOOL")
+    parser.add_argument(*options, dest=snake, **kwargs)
+
+
+def _dataset_flags(p: argparse.ArgumentParser, sample_fraction: float) -> None:
+    _flag(p, "repo_id", help="LeRobot dataset repo id, e.g. lerobot/pusht (looked up in the local cache)")
+    _flag(p, "root", help="dataset folder (a LeRobot dataset root); overrides the cache lookup")
+    _flag(p, "action_horizon", type=int, default=None, help="steps per chunk (default 10)")
+    _flag(p, "encoded_dims", default=None, help="dims to encode as python slices, e.g. 0:6,7:14")
+    _flag(p, "delta_dims", default=None, help="dims made relative to the state at the chunk's first frame")
+    _flag(p, "use_delta_transform", boolean=True, default=None, help="apply the delta transform (default: on when --delta-dims is given)")
+    _flag(p, "state_key", default="observation.state", help="state column for the delta transform")
+    _flag(p, "normalization_mode", default=None, help="IDENTITY, MEAN_STD, MIN_MAX, QUANTILES (default) or QUANTILE10")
+    _flag(p, "max_episodes", type=int, default=None, help="use only the first N episodes")
+    _flag(p, "sample_fraction", type=float, default=sample_fraction, help=f"fraction of chunks kept per episode (default {sample_fraction})")
+    _flag(p, "holdout_fraction", type=float, default=0.1, help="fraction of episodes held out from fit (default 0.1; 0 = none)")
+    _flag(p, "seed", type=int, default=0, help="seed of the episode split")
+
+
+def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
+    _flag(p, "vocab_size", type=int, default=None, help="vocabulary size (tokenizers that learn one)")
+    _flag(p, "scale", type=float, default=None, help="coefficient quantization scale (DCT/wavelet tokenizers)")
+    _flag(p, "n_bins", type=int, default=None, help="bins per value (binning tokenizers)")
+    _flag(p, "tokenizer_param", action="append", default=[], metavar="KEY=VALUE", help="any other constructor parameter (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="actok", description="Train and benchmark robot action tokenizers on LeRobot datasets.")
+    parser.add_argument("--version", action="version", version=f"actok {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a tokenizer on a dataset and save it", description="Train a tokenizer on a LeRobot dataset's training episodes and save it with metadata.json.")
+    _dataset_flags(train, sample_fraction=0.1)
+    _flag(train, "tokenizer", default=None, help=f"tokenizer to train (default {DEFAULT_TRAIN_TOKENIZER}); one of: {', '.join(available_tokenizers())}")
+    _tokenizer_flags(train)
+    _flag(train, "output_dir", default=None, help="where to save (default ./{tokenizer}_tokenizer_{repo_id})")
+    _flag(train, "overwrite", boolean=True, default=False, help="replace an existing output folder")
+
+    bench = sub.add_parser("bench", help="benchmark tokenizers on a dataset", description="Benchmark tokenizers on held-out episodes; writes one results JSON per tokenizer.")
+    _dataset_flags(bench, sample_fraction=0.2)
+    _flag(bench, "action_tokenizer_path", default=None, help="a saved tokenizer folder to benchmark")
+    _flag(bench, "tokenizer", default=None, help="comma-separated built-in tokenizers fitted on the training episodes (default: all)")
+    _tokenizer_flags(bench)
+    _flag(bench, "max_chunks_for_reconstruction", type=int, default=500, help="chunks used for reconstruction and timing (default 500)")
+    _flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
+    _flag(bench, "force", boolean=True, default=False, help="benchmark a saved tokenizer even if its pipeline differs")
+    return parser
+
+
+# ----------------------------------------------------------------- helpers
+def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor parameters for tokenizer `name` from the flags it accepts."""
+    accepted = inspect.signature(get_tokenizer_class(name).__init__).parameters
+    params: dict[str, Any] = {}
+    for key in PARAM_FLAGS:
+        value = getattr(args, key, None)
+        if value is not None and key in accepted:
+            params[key] = value
+    for item in args.tokenizer_param:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in accepted:
+            valid = ", ".join(k for k in accepted if k != "self")
+            raise ActokError(f"bad --tokenizer-param {item!r}: expected KEY=VALUE with KEY one of {valid}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def _parse_tokenizer_names(spec: str) -> list[str]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in names:
+        get_tokenizer_class(n)  # raises with the valid names
+    if not names:
+        raise ActokError(f"--tokenizer is empty; valid tokenizers: {', '.join(available_tokenizers())}")
+    return names
+
+
+def _dataset(args: argparse.Namespace, allow_bundled: bool) -> tuple[LeRobotDatasetReader, str]:
+    if args.root is None and args.repo_id is None:
+        if not allow_bundled:
+            raise ActokError("no dataset given: pass --repo-id ID and/or --root DIR")
+        root = Path(str(resources.files("actok") / "example_data" / "pusht"))
+        return LeRobotDatasetReader(root, BUNDLED_REPO_ID), BUNDLED_REPO_ID
+    root = resolve_dataset_root(args.repo_id, args.root)
+    repo_id = args.repo_id or root.name
+    return LeRobotDatasetReader(root, repo_id), repo_id
+
+
+def _chunk_config(args: argparse.Namespace, default_dims: str, saved: dict | None = None) -> ChunkConfig:
+    saved = saved or {}
+    horizon = args.action_horizon or saved.get("action_horizon") or 10
+    explicit_dims = args.encoded_dims or saved.get("encoded_dims")
+    delta = args.delta_dims if args.delta_dims is not None else saved.get("delta_dims")
+    mode = args.normalization_mode or (saved.get("normalization") or {}).get("mode") or "QUANTILES"
+    return ChunkConfig(
+        action_horizon=horizon,
+        encoded_dims=explicit_dims or default_dims,
+        clip_encoded_dims=explicit_dims is None,
+        delta_dims=delta,
+        use_delta_transform=args.use_delta_transform,
+        state_key=args.state_key,
+        normalization_mode=mode,
+        sample_fraction=args.sample_fraction,
+        max_episodes=args.max_episodes,
+        holdout_fraction=args.holdout_fraction,
+        seed=args.seed,
+    )
+
+
+def _overall(x: np.ndarray) -> str:
+    return f"Min: {x.min():.4f}, Max: {x.max():.4f}, Mean: {x.mean():.4f}, Std: {x.std():.4f}"
+
+
+_MODE_TEXT = {
+    NormalizationMode.IDENTITY: "No normalization (IDENTITY)",
+    NormalizationMode.MEAN_STD: "Applied mean/std normalization (x - mean) / std",
+    NormalizationMode.MIN_MAX: "Applied min/max normalization [min, max] → [-1, 1]",
+    NormalizationMode.QUANTILES: "Applied quantile normalization [q01, q99] → [-1, 1]",
+    NormalizationMode.QUANTILE10: "Applied quantile normalization [q10, q90] → [-1, 1]",
+}
+
+
+def _print_chunk_summary(reader: LeRobotDatasetReader, repo_id: str, chunks: ChunkSet) -> None:
+    n_eps = len(chunks.train_episodes) + len(chunks.holdout_episodes) + len(chunks.skipped_episodes)
+    print(f"Loading dataset: {repo_id} ({reader.root}, LeRobot {reader.codebase_version})")
+    print(f"Dataset loaded: {n_eps} episodes, {chunks.num_frames} frames")
+    print(f"Encoding {len(chunks.encoded_dims)} dimensions: {dims_to_spec(chunks.encoded_dims)} (action dim {chunks.action_dim})")
+    print(f"Delta dimensions: {chunks.delta_dims}" if chunks.delta_dims else "No delta dimensions")
+    print(f"Action horizon: {chunks.horizon}")
+    print(f"Processing {n_eps} episodes...")
+    if chunks.skipped_episodes:
+        print(f"Skipped {len(chunks.skipped_episodes)} episodes shorter than the horizon: {chunks.skipped_episodes}")
+    print(
+        f"Collected {len(chunks.train)} training chunks from {len(chunks.train_episodes)} episodes; "
+        f"{len(chunks.holdout)} held-out chunks from {len(chunks.holdout_episodes)} episodes {chunks.holdout_episodes}"
+    )
+    print(f"Extracted {len(chunks.encoded_dims)} encoded dimensions")
+    print("\nBefore normalization - overall stats:")
+    print(f"  {_overall(chunks.train_raw)}")
+    print(f"\n{_MODE_TEXT[chunks.normalizer.mode]}")
+    for name, source in chunks.stats_source.items():
+        print(f"  {name}: {source}")
+    for note in chunks.notes:
+        print(f"  note: {note}")
+    print("\nAfter normalization - overall stats:")
+    print(f"  {_overall(chunks.train)}")
+
+
+def _compression_stats(tokenizer: ActionTokenizer, chunks: np.ndarray) -> dict:
+    """LeRobot's compression stats: a 1000-chunk sample drawn with RandomState(42)."""
+    if len(chunks) == 0:
+        return {}
+    n = min(1000, len(chunks))
+    sample = chunks[np.random.RandomState(42).choice(len(chunks), size=n, replace=False)]
+    lengths = np.array([len(s) for s in tokenizer.encode(sample)], dtype=np.float64)
+    return {
+        "compression_ratio": float(chunks.shape[1] * chunks.shape[2] / lengths.mean()),
+        "mean_token_length": float(lengths.mean()),
+        "p99_token_length": float(np.percentile(lengths, 99)),
+        "min_token_length": float(lengths.min()),
+        "max_token_length": float(lengths.max()),
+        "num_chunks": n,
+    }
+
+
+def _check_output_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise ActokError(f"output path {path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ActokError(f"output folder {path} already exists and is not empty; pass --overwrite to replace it")
+
+
+def _write_folder_atomically(path: Path, write) -> None:
+    """Write into a sibling temporary folder, then swap it in, so a failure never leaves a half folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+# -------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    name = args.tokenizer or DEFAULT_TRAIN_TOKENIZER
+    _parse_tokenizer_names(name)
+    params = _tokenizer_params(name, args)
+    config = _chunk_config(args, TRAIN_ENCODED_DIMS)
+    config.validate()
+    tokenizer = create_tokenizer(name, **params)
+    reader, repo_id = _dataset(args, allow_bundled=False)
+    output = Path(args.output_dir or f"./{name}_tokenizer_{repo_id.replace('/', '_')}")
+    _check_output_dir(output, args.overwrite)
+
+    chunks = build_chunks(reader, config)
+    _print_chunk_summary(reader, repo_id, chunks)
+    print(f"\nTraining {name} tokenizer on {len(chunks.train)} action chunks...")
+    print(f"Action chunk shape: {chunks.train.shape}")
+    for key, value in tokenizer.get_params().items():
+        print(f"{key}: {value}")
+    tokenizer.fit(chunks.train)
+    print("✓ Tokenizer training complete!")
+
+    stats = _compression_stats(tokenizer, chunks.train)
+    holdout_stats = _compression_stats(tokenizer, chunks.holdout)
+    print("\nCompression Statistics:")
+    print(f"  Average compression ratio: {stats['compression_ratio']:.2f}x")
+    print(f"  Mean token length: {stats['mean_token_length']:.1f}")
+    print(f"  P99 token length: {stats['p99_token_length']:.0f}")
+    print(f"  Min token length: {stats['min_token_length']:.0f}")
+    print(f"  Max token length: {stats['max_token_length']:.0f}")
+    if holdout_stats:
+        print(f"  Held-out episodes: {holdout_stats['mean_token_length']:.1f} mean tokens, {holdout_stats['compression_ratio']:.2f}x")
+
+    codec = ActionCodec.from_chunks(tokenizer, chunks)
+    metadata = {
+        "repo_id": repo_id,
+        "root": str(reader.root),
+        "tokenizer": name,
+        "tokenizer_params": tokenizer.get_params(),
+        "vocab_size": tokenizer.vocab_size,
+        **chunks.config_dict(),
+        "total_encoded_dims": len(chunks.encoded_dims),
+        "delta_dim_list": chunks.delta_dims or None,
+        "num_training_chunks": len(chunks.train),
+        "num_holdout_chunks": len(chunks.holdout),
+        "compression_stats": stats,
+        "holdout_compression_stats": holdout_stats,
+        "dataset_info": {
+            "codebase_version": reader.codebase_version,
+            "fps": reader.fps,
+            "action_dim": chunks.action_dim,
+            "num_frames": chunks.num_frames,
+            "train_episodes": chunks.train_episodes,
+            "holdout_episodes": chunks.holdout_episodes,
+            "skipped_episodes": chunks.skipped_episodes,
+        },
+        "normalization": chunks.normalizer.to_dict(),
+        "normalization_stats_source": chunks.stats_source,
+        "actok_version": __version__,
+    }
+
+    def write(folder: Path) -> None:
+        codec.save(folder)
+        (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+    _write_folder_atomically(output, write)
+    print(f"\n✅ Saved {name} tokenizer to {output}")
+    return 0
+
+
+def _saved_pipeline(path: Path) -> dict | None:
+    file = path / PIPELINE_FILE
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
+    current = chunks.pipeline_dict()
+    out = []
+    for key in ("action_horizon", "encoded_dims", "delta_dims"):
+        if saved.get(key) != current[key]:
+            out.append(f"{key}: tokenizer has {saved.get(key)!r}, requested {current[key]!r}")
+    if saved["normalization"]["mode"] != current["normalization"]["mode"]:
+        out.append(f"normalization_mode: tokenizer has {saved['normalization']['mode']}, requested {current['normalization']['mode']}")
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from actok.bench import benchmark_tokenizer, comparison_table, results_filename, write_result
+
+    if args.action_tokenizer_path and args.tokenizer:
+        raise ActokError("pass either --action-tokenizer-path or --tokenizer, not both")
+    if args.max_chunks_for_reconstruction < 1:
+        raise ActokError(f"max_chunks_for_reconstruction must be >= 1, got {args.max_chunks_for_reconstruction}")
+    saved = None
+    if args.action_tokenizer_path:
+        path = Path(args.action_tokenizer_path)
+        loaded = load_tokenizer(path)
+        saved = _saved_pipeline(path)
+        entries = [(loaded.name, None, loaded)]
+    else:
+        names = _parse_tokenizer_names(args.tokenizer or ",".join(available_tokenizers()))
+        entries = [(n, _tokenizer_params(n, args), None) for n in names]
+        for n, params, _ in entries:
+            create_tokenizer(n, **params)  # fail on bad parameters before any work
+    config = _chunk_config(args, BENCH_ENCODED_DIMS, saved)
+    config.validate()
+    reader, repo_id = _dataset(args, allow_bundled=True)
+    chunks = build_chunks(reader, config)
+    if saved is not None:
+        problems = _pipeline_mismatches(saved, chunks)
+        if problems and not args.force:
+            raise ActokError(f"the saved tokenizer's pipeline differs from the requested one ({'; '.join(problems)}); pass --force to benchmark anyway")
+        # Score in the space the tokenizer was trained in: its own recorded normalization stats.
+        normalizer = Normalizer.from_dict(saved["normalization"])
+        widths = {len(v) for v in normalizer.stats.values()}
+        if widths <= {len(chunks.encoded_dims)}:  # a --force run on other dims keeps the computed stats
+            chunks.normalizer = normalizer
+            chunks.train, chunks.holdout = normalizer.normalize(chunks.train_raw), normalizer.normalize(chunks.holdout_raw)
+
+    split = "held-out" if len(chunks.holdout) else "training"
+    print(
+        f"Benchmarking {len(entries)} tokenizer(s) on {repo_id}: H={chunks.horizon}, "
+        f"dims {dims_to_spec(chunks.encoded_dims)}, {chunks.normalizer.mode.value}, scoring {split} episodes "
+        f"({len(chunks.holdout_episodes) or len(chunks.train_episodes)} episodes)"
+    )
+    from tqdm.auto import tqdm
+
+    rows = []
+    for name, params, tokenizer in tqdm(entries, desc="tokenizers", disable=len(entries) < 2, file=sys.stderr):
+        if tokenizer is None:
+            tokenizer = create_tokenizer(name, **params).fit(chunks.train)
+        metrics = benchmark_tokenizer(tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed)
+        result = {
+            "config": {
+                **chunks.config_dict(),
+                "repo_id": repo_id,
+                "root": str(reader.root),
+                "action_tokenizer_path": args.action_tokenizer_path,
+                "tokenizer": name,
+                "tokenizer_params": tokenizer.get_params(),
+                "max_chunks_for_reconstruction": args.max_chunks_for_reconstruction,
+                "output_dir": args.output_dir,
+                "normalization": chunks.normalizer.to_dict(),
+                "normalization_stats_source": chunks.stats_source,
+                "holdout_episodes": chunks.holdout_episodes,
+                "actok_version": __version__,
+            },
+            "metrics": metrics,
+        }
+        filename = results_filename(repo_id, name if len(entries) > 1 else None)
+        path = write_result(args.output_dir, filename, result)
+        rows.append({"name": name, "metrics": metrics, "path": path})
+    print()
+    print(comparison_table(rows))
+    print()
+    for row in rows:
+        print(f"Results written to {row['path']}")
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return {"train": cmd_train, "bench": cmd_bench}[args.command](args)
+    except ActokError as exc:
+        sys.stderr.write(f"actok {args.command}: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Episodes -> action chunks, with the exact semantics of `lerobot-train-tokenizer`, vectorized per episode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from actok.errors import ActokError
+
+
+def parse_encoded_dims(spec: str, action_dim: int, *, clip: bool = False) -> list[int]:
+    """`"0:6,7:14"` -> `[0, ..., 5, 7, ..., 13]` (python slices, end exclusive, concatenated in order).
+
+    With `clip=True` ranges are cut to the action dim and empty ones dropped, as numpy slicing does in
+    LeRobot; used only for the default value, so an explicit out-of-range request is always an error.
+    """
+    dims: list[int] = []
+    for part in str(spec).split(","):
+        bounds = part.strip().split(":")
+        try:
+            start, end = (int(b) for b in bounds) if len(bounds) == 2 else (None, None)
+        except ValueError:
+            start = end = None
+        if start is None or end is None:
+            raise ActokError(
+                f"malformed encoded_dims {spec!r}: expected comma-separated start:end ranges such as "
+                f"'0:6,7:14' (the action dim is {action_dim})"
+            )
+        if clip:
+            start, end = max(start, 0), min(end, action_dim)
+            if start >= end:
+                continue
+        elif not 0 <= start < end <= action_dim:
+            raise ActokError(
+                f"encoded_dims range '{part.strip()}' is out of range for action dim {action_dim} "
+                f"(need 0 <= start < end <= {action_dim})"
+            )
+        dims.extend(range(start, end))
+    if not dims:
+        raise ActokError(f"encoded_dims {spec!r} selects no dimension of the {action_dim}-D action")
+    return dims
+
+
+def dims_to_spec(dims: list[int]) -> str:
+    """Inverse of `parse_encoded_dims`: `[0, 1, 2, 5]` -> `"0:3,5:6"`."""
+    parts, start = [], dims[0]
+    for prev, cur in zip(dims, [*dims[1:], None], strict=True):
+        if cur != prev + 1:
+            parts.append(f"{start}:{prev + 1}")
+            start = cur
+    return ",".join(parts)
+
+
+def parse_delta_dims(spec: str | None, action_dim: int) -> list[int]:
+    """`"0,1,2"` -> `[0, 1, 2]`; indices are into the full action vector."""
+    if spec is None or not str(spec).strip():
+        return []
+    try:
+        dims = [int(d) for d in str(spec).split(",") if d.strip()]
+    except ValueError:
+        raise ActokError(f"malformed delta_dims {spec!r}: expected comma-separated integers such as '0,1,2'") from None
+    bad = [d for d in dims if not 0 <= d < action_dim]
+    if bad:
+        raise ActokError(f"delta_dims {bad} out of range for action dim {action_dim} (valid: 0..{action_dim - 1})")
+    return dims
+
+
+def sample_chunk_starts(n_chunks: int, sample_fraction: float, episode_index: int) -> np.ndarray:
+    """Start frames of the chunks kept for one episode, in LeRobot's order.
+
+    Keeps `max(1, int(n_chunks * sample_fraction))` starts drawn without replacement with
+    `np.random.RandomState(hash(episode_index) % 2**31)`; all starts in order when `sample_fraction >= 1`.
+    """
+    if sample_fraction >= 1.0:
+        return np.arange(n_chunks)
+    n_samples = max(1, int(n_chunks * sample_fraction))
+    rng = np.random.RandomState(hash(int(episode_index)) % (2**31))
+    return rng.choice(n_chunks, size=n_samples, replace=False)
+
+
+def episode_chunks(
+    action: np.ndarray,
+    state: np.ndarray | None,
+    horizon: int,
+    starts: np.ndarray,
+    delta_dims: list[int] | None = None,
+) -> np.ndarray:
+    """Chunks `[n, H, A]` of one episode starting at `starts`; delta dims made relative to the state at
+    each chunk's first frame (`chunk[t, d] = action[i + t, d] - state[i, d]`), in the action's dtype."""
+    windows = action[starts[:, None] + np.arange(horizon)]
+    if delta_dims:
+        # One contiguous full-width subtraction (x - 0 is exact) instead of a fancy-indexed read-modify-write.
+        offset = np.zeros((len(starts), action.shape[1]), dtype=action.dtype)
+        offset[:, delta_dims] = state[starts][:, delta_dims]
+        windows -= offset[:, None, :]
+    return windows

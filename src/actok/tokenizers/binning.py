@@ -1,0 +1,81 @@
+"""RT-2 / OpenVLA-style uniform binning: every element of a normalized chunk becomes one of `n_bins` tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from actok.errors import ActokError
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+
+
+class BinningTokenizer(ActionTokenizer):
+    """`n_bins` uniform bins over [-1, 1] (values outside are clipped into the end bins); decode to bin
+    centres, so the round-trip error inside [-1, 1] is at most half a bin, `1 / n_bins`. Tokens are
+    time-major with dims interleaved (t0d0, t0d1, ..., t1d0, ...): H·D tokens per chunk."""
+
+    name = "binning"
+    learns_from_data = False
+
+    def __init__(self, n_bins: int = 256):
+        super().__init__()
+        if int(n_bins) < 2:
+            raise ActokError(f"n_bins must be >= 2, got {n_bins}")
+        self.n_bins = int(n_bins)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_bins
+
+    def get_params(self) -> dict[str, Any]:
+        return {"n_bins": self.n_bins}
+
+    def fit(self, chunks: np.ndarray) -> BinningTokenizer:
+        self._set_shape(as_chunks(chunks))
+        return self
+
+    def bins(self, chunks: np.ndarray) -> np.ndarray:
+        """Normalized chunks `[N, H, D]` -> bin indices `[N, H, D]` int64."""
+        scaled = np.floor((np.asarray(chunks, dtype=np.float64) + 1.0) * (self.n_bins / 2.0))
+        return np.clip(scaled, 0, self.n_bins - 1).astype(np.int64)
+
+    def bin_centers(self) -> np.ndarray:
+        return -1.0 + (np.arange(self.n_bins) + 0.5) * (2.0 / self.n_bins)
+
+    def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        chunks = self._check_shape(chunks)
+        return self.bins(chunks).reshape(len(chunks), -1).tolist()
+
+    def decode(
+        self,
+        ids: Sequence[Sequence[int]],
+        horizon: int | None = None,
+        action_dim: int | None = None,
+        return_valid: bool = False,
+        on_invalid: str = "zeros",
+    ):
+        self._check_policy(on_invalid)
+        h, d = self._decode_shape(horizon, action_dim)
+        n_tokens = h * d
+        padded, lengths = pad_ids(ids)
+        if padded.shape[1] < n_tokens:
+            padded = np.pad(padded, ((0, 0), (0, n_tokens - padded.shape[1])), constant_values=-1)
+        body = padded[:, :n_tokens]
+        in_range = (body >= 0) & (body < self.n_bins)
+        valid = (lengths == n_tokens) & in_range.all(axis=1)
+        if on_invalid == "raise" and not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise InvalidTokensError(
+                f"sequence {bad} is not a valid binning encoding: {int(lengths[bad])} ids "
+                f"(expected {n_tokens}, each in [0, {self.n_bins}))"
+            )
+        values = self.bin_centers()[np.clip(body, 0, self.n_bins - 1)]
+        if on_invalid == "relaxed":
+            # Keep what decodes: clip stray ids into range, fill missing positions with 0 (the normalized centre).
+            values[body < 0] = 0.0
+        else:
+            values[~valid] = 0.0
+        out = values.reshape(len(body), h, d)
+        return (out, valid) if return_valid else out
