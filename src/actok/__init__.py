@@ -2,17 +2,18 @@
 
 __version__ = "0.1.0"
 
-from actok.codec import ActionCodec  # noqa: E402
-from actok.data import ChunkConfig, LeRobotDatasetReader, NormalizationMode, Normalizer, build_chunks  # noqa: E402
-from actok.errors import ActokError, ActokWarning  # noqa: E402
-from actok.tokenizers import (  # noqa: E402
+from actok.codec import ActionCodec
+from actok.data import ChunkConfig, LeRobotDatasetReader, NormalizationMode, Normalizer, build_chunks
+from actok.errors import ActokError, ActokWarning
+from actok.tokenizers import (
     ActionTokenizer,
     available_tokenizers,
     create_tokenizer,
     get_tokenizer_class,
     load_tokenizer,
 )
-from actok.tokenizers.binning import BinningTokenizer  # noqa: E402
+from actok.tokenizers.binning import BinningTokenizer
+from actok.tokenizers.fast import FASTTokenizer
 
 __all__ = [
     "ActionCodec",
@@ -21,6 +22,7 @@ __all__ = [
     "ActokWarning",
     "BinningTokenizer",
     "ChunkConfig",
+    "FASTTokenizer",
     "LeRobotDatasetReader",
     "NormalizationMode",
     "Normalizer",

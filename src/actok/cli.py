@@ -29,7 +29,7 @@ from actok.errors import ActokError
 from actok.tokenizers import available_tokenizers, create_tokenizer, get_tokenizer_class, load_tokenizer
 from actok.tokenizers.base import ActionTokenizer
 
-DEFAULT_TRAIN_TOKENIZER = "binning"
+DEFAULT_TRAIN_TOKENIZER = "fast"
 TRAIN_ENCODED_DIMS = "0:6,7:23"  # lerobot-train-tokenizer's default
 BENCH_ENCODED_DIMS = "0:6"  # the benchmark seed's default
 BUNDLED_REPO_ID = "pusht"
@@ -69,12 +69,35 @@ def _dataset_flags(p: argparse.ArgumentParser, sample_fraction: float) -> None:
     _flag(p, "action_horizon", type=int, default=None, help="steps per chunk (default 10)")
     _flag(p, "encoded_dims", default=None, help="dims to encode as python slices, e.g. 0:6,7:14")
     _flag(p, "delta_dims", default=None, help="dims made relative to the state at the chunk's first frame")
-    _flag(p, "use_delta_transform", boolean=True, default=None, help="apply the delta transform (default: on when --delta-dims is given)")
+    _flag(
+        p,
+        "use_delta_transform",
+        boolean=True,
+        default=None,
+        help="apply the delta transform (default: on when --delta-dims is given)",
+    )
     _flag(p, "state_key", default="observation.state", help="state column for the delta transform")
-    _flag(p, "normalization_mode", default=None, help="IDENTITY, MEAN_STD, MIN_MAX, QUANTILES (default) or QUANTILE10")
+    _flag(
+        p,
+        "normalization_mode",
+        default=None,
+        help="IDENTITY, MEAN_STD, MIN_MAX, QUANTILES (default) or QUANTILE10",
+    )
     _flag(p, "max_episodes", type=int, default=None, help="use only the first N episodes")
-    _flag(p, "sample_fraction", type=float, default=sample_fraction, help=f"fraction of chunks kept per episode (default {sample_fraction})")
-    _flag(p, "holdout_fraction", type=float, default=0.1, help="fraction of episodes held out from fit (default 0.1; 0 = none)")
+    _flag(
+        p,
+        "sample_fraction",
+        type=float,
+        default=sample_fraction,
+        help=f"fraction of chunks kept per episode (default {sample_fraction})",
+    )
+    _flag(
+        p,
+        "holdout_fraction",
+        type=float,
+        default=0.1,
+        help="fraction of episodes held out from fit (default 0.1; 0 = none)",
+    )
     _flag(p, "seed", type=int, default=0, help="seed of the episode split")
 
 
@@ -82,7 +105,14 @@ def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
     _flag(p, "vocab_size", type=int, default=None, help="vocabulary size (tokenizers that learn one)")
     _flag(p, "scale", type=float, default=None, help="coefficient quantization scale (DCT/wavelet tokenizers)")
     _flag(p, "n_bins", type=int, default=None, help="bins per value (binning tokenizers)")
-    _flag(p, "tokenizer_param", action="append", default=[], metavar="KEY=VALUE", help="any other constructor parameter (repeatable)")
+    _flag(
+        p,
+        "tokenizer_param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other constructor parameter (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,21 +120,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"actok {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a tokenizer on a dataset and save it", description="Train a tokenizer on a LeRobot dataset's training episodes and save it with metadata.json.")
+    train = sub.add_parser(
+        "train",
+        help="train a tokenizer on a dataset and save it",
+        description="Train a tokenizer on a LeRobot dataset's training episodes and save it with metadata.json.",
+    )
     _dataset_flags(train, sample_fraction=0.1)
-    _flag(train, "tokenizer", default=None, help=f"tokenizer to train (default {DEFAULT_TRAIN_TOKENIZER}); one of: {', '.join(available_tokenizers())}")
+    _flag(
+        train,
+        "tokenizer",
+        default=None,
+        help=f"tokenizer to train (default {DEFAULT_TRAIN_TOKENIZER}); one of: {', '.join(available_tokenizers())}",
+    )
     _tokenizer_flags(train)
     _flag(train, "output_dir", default=None, help="where to save (default ./{tokenizer}_tokenizer_{repo_id})")
     _flag(train, "overwrite", boolean=True, default=False, help="replace an existing output folder")
 
-    bench = sub.add_parser("bench", help="benchmark tokenizers on a dataset", description="Benchmark tokenizers on held-out episodes; writes one results JSON per tokenizer.")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark tokenizers on a dataset",
+        description="Benchmark tokenizers on held-out episodes; writes one results JSON per tokenizer.",
+    )
     _dataset_flags(bench, sample_fraction=0.2)
     _flag(bench, "action_tokenizer_path", default=None, help="a saved tokenizer folder to benchmark")
-    _flag(bench, "tokenizer", default=None, help="comma-separated built-in tokenizers fitted on the training episodes (default: all)")
+    _flag(
+        bench,
+        "tokenizer",
+        default=None,
+        help="comma-separated built-in tokenizers fitted on the training episodes (default: all)",
+    )
     _tokenizer_flags(bench)
-    _flag(bench, "max_chunks_for_reconstruction", type=int, default=500, help="chunks used for reconstruction and timing (default 500)")
+    _flag(
+        bench,
+        "max_chunks_for_reconstruction",
+        type=int,
+        default=500,
+        help="chunks used for reconstruction and timing (default 500)",
+    )
     _flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
-    _flag(bench, "force", boolean=True, default=False, help="benchmark a saved tokenizer even if its pipeline differs")
+    _flag(
+        bench,
+        "force",
+        boolean=True,
+        default=False,
+        help="benchmark a saved tokenizer even if its pipeline differs",
+    )
     return parser
 
 
@@ -187,7 +247,9 @@ def _print_chunk_summary(reader: LeRobotDatasetReader, repo_id: str, chunks: Chu
     n_eps = len(chunks.train_episodes) + len(chunks.holdout_episodes) + len(chunks.skipped_episodes)
     print(f"Loading dataset: {repo_id} ({reader.root}, LeRobot {reader.codebase_version})")
     print(f"Dataset loaded: {n_eps} episodes, {chunks.num_frames} frames")
-    print(f"Encoding {len(chunks.encoded_dims)} dimensions: {dims_to_spec(chunks.encoded_dims)} (action dim {chunks.action_dim})")
+    print(
+        f"Encoding {len(chunks.encoded_dims)} dimensions: {dims_to_spec(chunks.encoded_dims)} (action dim {chunks.action_dim})"
+    )
     print(f"Delta dimensions: {chunks.delta_dims}" if chunks.delta_dims else "No delta dimensions")
     print(f"Action horizon: {chunks.horizon}")
     print(f"Processing {n_eps} episodes...")
@@ -277,7 +339,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  Min token length: {stats['min_token_length']:.0f}")
     print(f"  Max token length: {stats['max_token_length']:.0f}")
     if holdout_stats:
-        print(f"  Held-out episodes: {holdout_stats['mean_token_length']:.1f} mean tokens, {holdout_stats['compression_ratio']:.2f}x")
+        print(
+            f"  Held-out episodes: {holdout_stats['mean_token_length']:.1f} mean tokens, {holdout_stats['compression_ratio']:.2f}x"
+        )
 
     codec = ActionCodec.from_chunks(tokenizer, chunks)
     metadata = {
@@ -328,7 +392,9 @@ def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
         if saved.get(key) != current[key]:
             out.append(f"{key}: tokenizer has {saved.get(key)!r}, requested {current[key]!r}")
     if saved["normalization"]["mode"] != current["normalization"]["mode"]:
-        out.append(f"normalization_mode: tokenizer has {saved['normalization']['mode']}, requested {current['normalization']['mode']}")
+        out.append(
+            f"normalization_mode: tokenizer has {saved['normalization']['mode']}, requested {current['normalization']['mode']}"
+        )
     return out
 
 
@@ -357,13 +423,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if saved is not None:
         problems = _pipeline_mismatches(saved, chunks)
         if problems and not args.force:
-            raise ActokError(f"the saved tokenizer's pipeline differs from the requested one ({'; '.join(problems)}); pass --force to benchmark anyway")
+            raise ActokError(
+                f"the saved tokenizer's pipeline differs from the requested one ({'; '.join(problems)}); pass --force to benchmark anyway"
+            )
         # Score in the space the tokenizer was trained in: its own recorded normalization stats.
         normalizer = Normalizer.from_dict(saved["normalization"])
         widths = {len(v) for v in normalizer.stats.values()}
         if widths <= {len(chunks.encoded_dims)}:  # a --force run on other dims keeps the computed stats
             chunks.normalizer = normalizer
-            chunks.train, chunks.holdout = normalizer.normalize(chunks.train_raw), normalizer.normalize(chunks.holdout_raw)
+            chunks.train, chunks.holdout = (
+                normalizer.normalize(chunks.train_raw),
+                normalizer.normalize(chunks.holdout_raw),
+            )
 
     split = "held-out" if len(chunks.holdout) else "training"
     print(
@@ -412,7 +483,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported on one line
+        return int(exc.code or 0)
     warnings.showwarning = _show_warning
     try:
         return {"train": cmd_train, "bench": cmd_bench}[args.command](args)

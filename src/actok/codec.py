@@ -42,7 +42,9 @@ class ActionCodec:
         path = Path(path)
         pipeline_path = path / PIPELINE_FILE
         if not pipeline_path.is_file():
-            raise ActokError(f"{path} has no {PIPELINE_FILE}: it holds a tokenizer but not the pipeline it was trained with")
+            raise ActokError(
+                f"{path} has no {PIPELINE_FILE}: it holds a tokenizer but not the pipeline it was trained with"
+            )
         return cls(load_tokenizer(path), json.loads(pipeline_path.read_text()))
 
     def save(self, path: str | Path) -> Path:
@@ -93,7 +95,11 @@ class ActionCodec:
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Token ids -> raw action chunks `[N, H, D]` over the encoded dims, in action units."""
         normalized, valid = self.tokenizer.decode(
-            ids, horizon=self.horizon, action_dim=len(self.encoded_dims), return_valid=True, on_invalid=on_invalid
+            ids,
+            horizon=self.horizon,
+            action_dim=len(self.encoded_dims),
+            return_valid=True,
+            on_invalid=on_invalid,
         )
         raw = self.normalizer.unnormalize(normalized) + self._state_offset(state, len(normalized))[:, None, :]
         return (raw, valid) if return_valid else raw

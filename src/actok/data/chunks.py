@@ -83,13 +83,34 @@ def episode_chunks(
     horizon: int,
     starts: np.ndarray,
     delta_dims: list[int] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Chunks `[n, H, A]` of one episode starting at `starts`; delta dims made relative to the state at
-    each chunk's first frame (`chunk[t, d] = action[i + t, d] - state[i, d]`), in the action's dtype."""
-    windows = action[starts[:, None] + np.arange(horizon)]
+    each chunk's first frame (`chunk[t, d] = action[i + t, d] - state[i, d]`), in the action's dtype.
+    Written into `out` when given (shape `[n, H, A]`)."""
+    windows = np.take(action, starts[:, None] + np.arange(horizon), axis=0, out=out)
     if delta_dims:
         # One contiguous full-width subtraction (x - 0 is exact) instead of a fancy-indexed read-modify-write.
         offset = np.zeros((len(starts), action.shape[1]), dtype=action.dtype)
         offset[:, delta_dims] = state[starts][:, delta_dims]
         windows -= offset[:, None, :]
     return windows
+
+
+def collect_chunks(
+    episodes: list[tuple[int, np.ndarray, np.ndarray | None]],
+    horizon: int,
+    sample_fraction: float,
+    delta_dims: list[int] | None = None,
+) -> np.ndarray:
+    """Sampled chunks of many `(episode_index, action [T, A], state [T, A] | None)` episodes, concatenated
+    in order into one `[N, H, A]` array that each episode writes into directly (no second copy)."""
+    starts = [sample_chunk_starts(len(a) - horizon + 1, sample_fraction, i) for i, a, _ in episodes]
+    dim = episodes[0][1].shape[1] if episodes else 0
+    dtype = episodes[0][1].dtype if episodes else np.float32
+    out = np.empty((sum(len(s) for s in starts), horizon, dim), dtype=dtype)
+    k = 0
+    for (_, action, state), s in zip(episodes, starts, strict=True):
+        episode_chunks(action, state, horizon, s, delta_dims, out=out[k : k + len(s)])
+        k += len(s)
+    return out

