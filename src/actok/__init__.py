@@ -23,6 +23,7 @@ __all__ = [
     "BinningTokenizer",
     "ChunkConfig",
     "FASTTokenizer",
+    "LLMVocabMapping",
     "LeRobotDatasetReader",
     "NormalizationMode",
     "Normalizer",

@@ -131,6 +131,8 @@ def comparison_table(rows: list[dict]) -> str:
     ]
     cells = [[fmt.format(get(r)) for _, get, fmt in columns] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _, _) in enumerate(columns)]
+
     def line(vals: list[str]) -> str:
         return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths, strict=True)))
+
     return "\n".join([line([h for h, _, _ in columns]), line(["-" * w for w in widths]), *map(line, cells)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,11 +38,13 @@ def as_chunks(chunks: np.ndarray) -> np.ndarray:
 
 def pad_ids(ids: Sequence[Sequence[int]], fill: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Ragged id lists -> (`[N, L]` int64 array padded with `fill`, lengths `[N]`)."""
-    lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     out = np.full((len(ids), int(lengths.max(initial=0))), fill, dtype=np.int64)
     if len(ids):
-        mask = np.arange(out.shape[1]) < lengths[:, None]
-        out[mask] = np.fromiter((int(t) for s in ids for t in s), dtype=np.int64, count=int(lengths.sum()))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.float64, count=int(lengths.sum()))
+        # Through float64 so huge or non-integer ids become out-of-range values instead of overflow errors.
+        flat = np.where(np.isfinite(flat) & (np.abs(flat) < 2**62), flat, -1).astype(np.int64)
+        out[np.arange(out.shape[1]) < lengths[:, None]] = flat
     return out, lengths
 
 

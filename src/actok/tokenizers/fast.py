@@ -167,10 +167,13 @@ class FASTTokenizer(ActionTokenizer):
         known = (padded >= 0) & (padded < self._n_vocab)
         known |= np.arange(padded.shape[1]) >= lengths[:, None]
         ids_ok = known.all(axis=1)
-        sequences = [
-            list(map(int, s)) if ok else [int(t) for t in s if 0 <= t < self._n_vocab]
-            for s, ok in zip(ids, ids_ok, strict=True)
-        ]
+        if ids_ok.all() and all(type(s) is list for s in ids):
+            sequences = ids  # the common case: model output that is already lists of in-vocabulary ints
+        else:
+            sequences = [
+                row[: int(k)][known_row[: int(k)]].tolist()
+                for row, k, known_row in zip(padded, lengths, known, strict=True)
+            ]
         texts = self.bpe.decode_batch(sequences, skip_special_tokens=False)
         n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         symbols = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64)

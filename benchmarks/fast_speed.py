@@ -1,0 +1,107 @@
+"""FAST speed: actok's batch encode/decode vs the reference's per-chunk loop, in the same run; fit time.
+
+Targets (FAST issue): on 2,000 chunks of unitree_g1_pickbottle at H=30, D=26, encode >= 20x and decode >= 10x
+faster than a per-chunk loop; fit on 50,000 such chunks in under 60 s. Both sides use the same fitted BPE and
+are checked to return identical ids and reconstructions.
+
+    python benchmarks/fast_speed.py [--root ../shared/datasets/unitree_g1_pickbottle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.fft import dct, idct
+
+from actok import FASTTokenizer
+from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "unitree_g1_pickbottle"
+
+
+def reference_tokenizer(tok: FASTTokenizer):
+    """What the reference processor calls per chunk: transformers' PreTrainedTokenizerFast (raw tokenizers if
+    transformers is not installed, which makes the baseline faster and the ratios smaller)."""
+    try:
+        from transformers import PreTrainedTokenizerFast
+    except ImportError:
+        return None
+    return PreTrainedTokenizerFast(tokenizer_object=tok.bpe, clean_up_tokenization_spaces=False)
+
+
+def per_chunk_encode(tok: FASTTokenizer, chunks: np.ndarray, wrapper) -> list[list[int]]:
+    """The reference processor's loop: one DCT, one string and one BPE call per chunk."""
+    out = []
+    for chunk in chunks:
+        rounded = np.around(dct(chunk, axis=0, norm="ortho") * tok.scale).astype(int)
+        text = "".join(map(chr, np.maximum(rounded - tok.min_token, 0).flatten()))
+        out.append(wrapper(text)["input_ids"] if wrapper is not None else tok.bpe.encode(text).ids)
+    return out
+
+
+def per_chunk_decode(tok: FASTTokenizer, ids: list[list[int]], horizon: int, dim: int, wrapper) -> np.ndarray:
+    out = []
+    for seq in ids:
+        text = wrapper.decode(seq) if wrapper is not None else tok.bpe.decode(seq)
+        coeff = np.array(list(map(ord, text))) + tok.min_token
+        out.append(idct(coeff.reshape(-1, dim) / tok.scale, axis=0, norm="ortho"))
+    return np.stack(out)
+
+
+def best_of(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=str(DEFAULT_ROOT))
+    parser.add_argument("--n-chunks", type=int, default=2000)
+    parser.add_argument("--fit-chunks", type=int, default=50000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    reader = LeRobotDatasetReader(args.root)
+    chunks = build_chunks(
+        reader, ChunkConfig(action_horizon=30, encoded_dims="0:26", sample_fraction=1.0, holdout_fraction=0)
+    ).train
+    rng = np.random.default_rng(0)
+    # The dataset has 33,065 distinct H=30 windows; the 50,000-chunk fit set adds resampled ones to reach the size.
+    fit_set = np.concatenate([chunks, chunks[rng.choice(len(chunks), max(0, args.fit_chunks - len(chunks)))]])
+    fit_set = fit_set[: args.fit_chunks]
+    t0 = time.perf_counter()
+    tok = FASTTokenizer(scale=10.0, vocab_size=1024).fit(fit_set)
+    fit_s = time.perf_counter() - t0
+
+    sample = chunks[rng.choice(len(chunks), args.n_chunks, replace=False)]
+    wrapper = reference_tokenizer(tok)
+    ids, enc_s = best_of(lambda: tok.encode(sample), args.repeats)
+    base_ids, base_enc_s = best_of(lambda: per_chunk_encode(tok, sample, wrapper), args.repeats)
+    assert ids == base_ids, "batch and per-chunk encode disagree"
+    dec, dec_s = best_of(lambda: tok.decode(ids), args.repeats)
+    base_dec, base_dec_s = best_of(lambda: per_chunk_decode(tok, ids, 30, 26, wrapper), args.repeats)
+    assert np.array_equal(dec, base_dec), "batch and per-chunk decode disagree"
+
+    n = args.n_chunks
+    print(
+        f"baseline BPE calls through: {'transformers PreTrainedTokenizerFast (as the reference)' if wrapper else 'tokenizers.Tokenizer'}"
+    )
+    print(f"{reader.root.name}: H=30, D=26, {n} chunks, mean {np.mean([len(s) for s in ids]):.1f} tokens/chunk")
+    print(
+        f"encode  per-chunk loop {base_enc_s / n * 1e6:7.1f} us/chunk | actok batch {enc_s / n * 1e6:6.1f} us/chunk | {base_enc_s / enc_s:5.1f}x (target >= 20x)"
+    )
+    print(
+        f"decode  per-chunk loop {base_dec_s / n * 1e6:7.1f} us/chunk | actok batch {dec_s / n * 1e6:6.1f} us/chunk | {base_dec_s / dec_s:5.1f}x (target >= 10x)"
+    )
+    print(f"fit on {len(fit_set)} chunks: {fit_s:.1f} s (target < 60 s)")
+
+
+if __name__ == "__main__":
+    main()
