@@ -80,6 +80,7 @@ def test_train_fast_writes_hub_folder_and_metadata(pusht, tmp_path, capsys):
     assert len(meta["dataset_info"]["holdout_episodes"]) == 21
 
 
+@pytest.mark.slow
 def test_codec_round_trips_raw_actions_with_delta(tmp_path, capsys, readers):
     out = tmp_path / "g1"
     code, _, _ = run(
@@ -107,6 +108,7 @@ def test_codec_round_trips_raw_actions_with_delta(tmp_path, capsys, readers):
     assert np.sqrt(np.mean((decoded - actions) ** 2)) < 0.05  # radians / [0, 1] hand units
 
 
+@pytest.mark.slow
 def test_bench_default_runs_on_bundled_dataset_with_every_tokenizer(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, stdout, _ = run(["bench"], capsys)
@@ -293,6 +295,7 @@ def test_flag_spellings_and_booleans(pusht, tmp_path, capsys):
     assert_one_line_error(code, err, "expected true or false")
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry_point(pusht, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "actok", "train", "--root", str(pusht), "--tokenizer", "nope"],

@@ -64,6 +64,7 @@ def _dataset_chunks(name, horizon, **kw):
     return build_chunks(LeRobotDatasetReader(dataset_root(name)), ChunkConfig(action_horizon=horizon, **kw))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name,horizon,kw,scale,vocab",
     [
@@ -200,6 +201,7 @@ def test_fuzzed_magnitudes_always_encode_to_valid_sequences(pusht_fast, magnitud
     assert valid.all()
 
 
+@pytest.mark.slow
 def test_autoprocessor_loads_saved_folder_offline(pusht_fast, pusht_chunks, tmp_path, monkeypatch):
     transformers = pytest.importorskip("transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -436,6 +436,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 normalizer.normalize(chunks.holdout_raw),
             )
 
+    for note in chunks.notes:
+        print(f"note: {note}")
     split = "held-out" if len(chunks.holdout) else "training"
     print(
         f"Benchmarking {len(entries)} tokenizer(s) on {repo_id}: H={chunks.horizon}, "

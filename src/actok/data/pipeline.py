@@ -185,6 +185,11 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
     normalizer, sources, notes = _fit_normalizer(
         reader, mode, encoded, delta, train_raw, [by_index[i].action for i in train_ids]
     )
+    if config.clip_encoded_dims and config.encoded_dims is not None and dims_to_spec(encoded) != config.encoded_dims:
+        notes.append(
+            f"the default encoded_dims '{config.encoded_dims}' was cut to the {action_dim}-D action: "
+            f"{dims_to_spec(encoded)} (pass --encoded-dims to choose)"
+        )
     return ChunkSet(
         config=config,
         action_dim=action_dim,
