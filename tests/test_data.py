@@ -307,3 +307,12 @@ def test_missing_repo_names_paths_tried_when_offline(tmp_path, monkeypatch):
     message = str(err.value)
     assert str(tmp_path / "home" / "someone/not-here") in message
     assert "\n" not in message
+
+
+def test_missing_repo_without_huggingface_hub_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(__import__("sys").modules, "huggingface_hub", None)  # as if not installed
+    with pytest.raises(
+        ActokError, match=r"huggingface_hub is not installed .* pass --root DIR, or pip install 'actok\[hub\]'"
+    ):
+        resolve_dataset_root("someone/not-here")
