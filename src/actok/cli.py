@@ -211,7 +211,7 @@ def _dataset(args: argparse.Namespace, allow_bundled: bool) -> tuple[LeRobotData
 
 def _chunk_config(args: argparse.Namespace, default_dims: str, saved: dict | None = None) -> ChunkConfig:
     saved = saved or {}
-    horizon = args.action_horizon or saved.get("action_horizon") or 10
+    horizon = args.action_horizon if args.action_horizon is not None else saved.get("action_horizon", 10)
     explicit_dims = args.encoded_dims or saved.get("encoded_dims")
     delta = args.delta_dims if args.delta_dims is not None else saved.get("delta_dims")
     mode = args.normalization_mode or (saved.get("normalization") or {}).get("mode") or "QUANTILES"
