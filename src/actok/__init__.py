@@ -14,6 +14,8 @@ from actok.tokenizers import (
 )
 from actok.tokenizers.binning import BinningTokenizer
 from actok.tokenizers.fast import FASTTokenizer
+from actok.tokenizers.quantile_binning import QuantileBinningTokenizer
+from actok.vocab import LLMVocabMapping
 
 __all__ = [
     "ActionCodec",
@@ -27,6 +29,7 @@ __all__ = [
     "LeRobotDatasetReader",
     "NormalizationMode",
     "Normalizer",
+    "QuantileBinningTokenizer",
     "__version__",
     "available_tokenizers",
     "build_chunks",

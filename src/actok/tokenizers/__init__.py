@@ -14,6 +14,7 @@ from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, InvalidTokensErr
 _REGISTRY: dict[str, str] = {
     "binning": "actok.tokenizers.binning:BinningTokenizer",
     "fast": "actok.tokenizers.fast:FASTTokenizer",
+    "quantile-binning": "actok.tokenizers.quantile_binning:QuantileBinningTokenizer",
 }
 
 
