@@ -167,22 +167,16 @@ def test_bench_saved_tokenizer_and_mismatch_refused(pusht, tmp_path, capsys):
         capsys,
     )
     assert_one_line_error(code, err, "action_horizon: tokenizer has 8, requested 10")
-    code, _, _ = run(
-        [
-            "bench",
-            "--root",
-            pusht,
-            "--action-tokenizer-path",
-            tok,
-            "--action-horizon",
-            "10",
-            "--force",
-            "--output-dir",
-            results,
-        ],
-        capsys,
-    )
-    assert code != 0 or len(list(results.glob("*.json"))) == 2
+    # --force scores anyway when the chunk shape still fits the tokenizer (here: another normalization) ...
+    mismatch = ["bench", "--root", pusht, "--action-tokenizer-path", tok, "--normalization-mode", "MIN_MAX"]
+    code, _, err = run(mismatch, capsys)
+    assert_one_line_error(code, err, "normalization_mode: tokenizer has QUANTILES, requested MIN_MAX")
+    assert run([*mismatch, "--force", "--output-dir", results], capsys)[0] == 0
+    assert len(list(results.glob("*.json"))) == 2
+    # ... and a chunk shape the tokenizer cannot take is still refused, by the tokenizer, in one line.
+    wrong_shape = ["bench", "--root", pusht, "--action-tokenizer-path", tok, "--action-horizon", "10", "--force"]
+    code, _, err = run([*wrong_shape, "--output-dir", results], capsys)
+    assert_one_line_error(code, err, "fitted on chunks of shape [H=8, D=2]")
 
 
 def test_results_never_overwrite_each_other(tmp_path):
