@@ -20,3 +20,9 @@ def test_quantile_bins_hold_equal_mass(g1_chunks):
     # decoded values are each bin's median, so they lie inside the bin
     decoded = tok.decode(tok.encode(g1_chunks.train[:50]))
     assert (np.array(tok.encode(decoded)) == np.array(tok.encode(g1_chunks.train[:50]))).all()
+
+
+def test_uniform_binning_decodes_any_shape_without_fitting():
+    out, valid = BinningTokenizer(n_bins=4).decode([[0, 3, 1, 2, 3, 0]], horizon=2, action_dim=3, return_valid=True)
+    np.testing.assert_allclose(out, [[[-0.75, 0.75, -0.25], [0.25, 0.75, -0.75]]])
+    assert valid.all()

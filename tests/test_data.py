@@ -292,11 +292,11 @@ def test_root_errors(tmp_path):
 
 
 def test_repo_id_found_in_hf_lerobot_home(tmp_path, monkeypatch):
-    (tmp_path / "lerobot").mkdir()
-    target = tmp_path / "lerobot" / "pusht"
+    target = tmp_path / "lerobot" / "lerobot" / "pusht"
+    target.parent.mkdir(parents=True)
     target.symlink_to(dataset_root("pusht"))
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lerobot"))
-    assert resolve_dataset_root(["lerobot", "pusht"][1]) == target
+    assert resolve_dataset_root("lerobot/pusht") == target
 
 
 def test_missing_repo_names_paths_tried_when_offline(tmp_path, monkeypatch):
@@ -316,3 +316,19 @@ def test_missing_repo_without_huggingface_hub_says_how_to_fix(tmp_path, monkeypa
         ActokError, match=r"huggingface_hub is not installed .* pass --root DIR, or pip install 'actok\[hub\]'"
     ):
         resolve_dataset_root("someone/not-here")
+
+
+def test_state_narrower_than_action_with_encoded_subset(copy_dataset, readers):
+    """Only the delta columns of the state are read: a 14-D arm state works with a 26-D action."""
+    root = copy_dataset("unitree_g1_pickbottle")
+    for path in (root / "data").glob("**/*.parquet"):
+        table = pq.read_table(path)
+        state = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False))[:, :14].astype(np.float32)
+        column = pa.FixedSizeListArray.from_arrays(pa.array(state.reshape(-1)), 14)
+        pq.write_table(
+            table.set_column(table.schema.get_field_index("observation.state"), "observation.state", column), path
+        )
+    config = dict(encoded_dims="0:6,7:23", delta_dims="0,1,2,8", holdout_fraction=0, normalization_mode="IDENTITY")
+    narrow = build_chunks(LeRobotDatasetReader(root), ChunkConfig(**config))
+    full = build_chunks(readers["unitree_g1_pickbottle"], ChunkConfig(**config))
+    np.testing.assert_array_equal(narrow.train_raw, full.train_raw)

@@ -140,6 +140,13 @@ def test_lone_utf8_lead_byte_is_invalid_not_garbage(pusht_chunks):
     assert not valid[0] and not out.any()  # the reference would return actions near +-1000 here
 
 
+def test_float_and_numpy_ids_decode_like_ints(pusht_fast, pusht_chunks):
+    ids = pusht_fast.encode(pusht_chunks.holdout[:3])
+    expected = pusht_fast.decode(ids)
+    np.testing.assert_array_equal(pusht_fast.decode([[float(t) for t in s] for s in ids]), expected)
+    np.testing.assert_array_equal(pusht_fast.decode([np.array(s, dtype=np.int32) for s in ids]), expected)
+
+
 def test_relaxed_policy_pads_and_truncates(pusht_fast, pusht_chunks):
     ids = pusht_fast.encode(pusht_chunks.holdout[:1])[0]
     full = pusht_fast.decode([ids])

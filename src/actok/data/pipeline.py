@@ -169,14 +169,21 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
     delta_pos = [i for i, d in enumerate(encoded) if d in set(delta)]
     train_ids, hold_ids = split_episodes(list(by_index), float(config.holdout_fraction), int(config.seed))
 
+    def delta_state(ep: Episode) -> np.ndarray | None:
+        """The state laid out like the encoded action: delta dims in their positions, zeros elsewhere. Only the
+        delta columns are read, so a state narrower than the action (e.g. arm joints only) works."""
+        if not delta_pos:
+            return None
+        out = np.zeros((len(ep), len(encoded)), dtype=ep.action.dtype)
+        out[:, delta_pos] = ep.state[:, [encoded[p] for p in delta_pos]]
+        return out
+
     def chunks_of(ids: list[int]) -> np.ndarray:
         # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
         if encoded == list(range(action_dim)):
             episodes_ = [(i, by_index[i].action, by_index[i].state) for i in ids]
         else:
-            episodes_ = [
-                (i, by_index[i].action[:, encoded], by_index[i].state[:, encoded] if delta_pos else None) for i in ids
-            ]
+            episodes_ = [(i, by_index[i].action[:, encoded], delta_state(by_index[i])) for i in ids]
         if not episodes_:
             return np.zeros((0, horizon, len(encoded)), dtype=eligible[0].action.dtype)
         return collect_chunks(episodes_, horizon, float(config.sample_fraction), delta_pos)

@@ -41,10 +41,10 @@ class BinningTokenizer(ActionTokenizer):
         scaled = np.floor((np.asarray(chunks, dtype=np.float64) + 1.0) * (self.n_bins / 2.0))
         return np.clip(scaled, 0, self.n_bins - 1).astype(np.int64)
 
-    def bin_values(self) -> np.ndarray:
-        """Value each bin decodes to, `[n_bins, D]` (uniform bins: the centres, the same for every dim)."""
+    def bin_values(self, action_dim: int) -> np.ndarray:
+        """Value each bin decodes to, `[n_bins, action_dim]` (uniform bins: the centres, for any dim)."""
         centers = -1.0 + (np.arange(self.n_bins) + 0.5) * (2.0 / self.n_bins)
-        return np.repeat(centers[:, None], self.action_dim, axis=1)
+        return np.repeat(centers[:, None], action_dim, axis=1)
 
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
         chunks = self._check_shape(chunks)
@@ -73,10 +73,8 @@ class BinningTokenizer(ActionTokenizer):
                 f"sequence {bad} is not a valid binning encoding: {int(lengths[bad])} ids "
                 f"(expected {n_tokens}, each in [0, {self.n_bins}))"
             )
-        table = self.bin_values()
+        table = self.bin_values(d)
         dim_of_position = np.arange(n_tokens) % d
-        if table.shape[1] != d:
-            raise ActokError(f"{self.name} tokenizer has values for {table.shape[1]} dims, asked to decode {d}")
         values = table[np.clip(body, 0, self.n_bins - 1), dim_of_position]
         if on_invalid == "relaxed":
             # Keep what decodes: clip stray ids into range, fill missing positions with 0 (the normalized centre).

@@ -167,13 +167,12 @@ class FASTTokenizer(ActionTokenizer):
         known = (padded >= 0) & (padded < self._n_vocab)
         known |= np.arange(padded.shape[1]) >= lengths[:, None]
         ids_ok = known.all(axis=1)
-        if ids_ok.all() and all(type(s) is list for s in ids):
-            sequences = ids  # the common case: model output that is already lists of in-vocabulary ints
-        else:
-            sequences = [
-                row[: int(k)][known_row[: int(k)]].tolist()
-                for row, k, known_row in zip(padded, lengths, known, strict=True)
-            ]
+        # Rebuilt from the validated int64 array, so whatever the caller passed (floats, numpy ints, unknown
+        # ids) reaches the BPE library as in-vocabulary Python ints.
+        sequences = [
+            row[: int(k)][known_row[: int(k)]].tolist()
+            for row, k, known_row in zip(padded, lengths, known, strict=True)
+        ]
         texts = self.bpe.decode_batch(sequences, skip_special_tokens=False)
         n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         symbols = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64)
@@ -192,10 +191,8 @@ class FASTTokenizer(ActionTokenizer):
         keep = pos < n_coeff
         coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
         if on_invalid == "zeros":
-            coeff[~valid] = 0.0
+            coeff[~valid] = 0.0  # the inverse DCT of zeros is exactly zero, as the reference returns
         out = idct(coeff.reshape(n, h, d) / self.scale, axis=1, norm="ortho")
-        if on_invalid == "zeros":
-            out[~valid] = 0.0  # exactly zero, as the reference returns
         return (out, valid) if return_valid else out
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:

@@ -61,9 +61,13 @@ class QuantileBinningTokenizer(BinningTokenizer):
             out[..., d] = np.searchsorted(self.edges[:, d], chunks[..., d], side="right")
         return out
 
-    def bin_values(self) -> np.ndarray:
+    def bin_values(self, action_dim: int) -> np.ndarray:
         if self.values is None:
             raise ActokError("quantile-binning tokenizer is not fitted: call fit(chunks) first")
+        if action_dim != self.values.shape[1]:
+            raise ActokError(
+                f"quantile-binning was fitted on {self.values.shape[1]} dims, asked to decode {action_dim}"
+            )
         return self.values
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
