@@ -1,0 +1,5 @@
+import sys
+
+from actok.casestudy.main import main
+
+sys.exit(main())
