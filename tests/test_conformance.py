@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from actok import available_tokenizers, create_tokenizer, load_tokenizer
-from actok.errors import ActokError
+from actok.errors import ActokError, ActokWarning
+from actok.tokenizers import tokenizer_extra
 from actok.tokenizers.base import InvalidTokensError
 
-# Round-trip RMSE bound on held-out pusht chunks (normalized units), per tokenizer with its default parameters.
-RMSE_BOUND = {"binning": 1 / 256, "fast": 0.05, "quantile-binning": 0.005}
+# Round-trip RMSE bound on held-out pusht chunks (normalized units), per tokenizer with its default parameters
+# (learned tokenizers: a short training run, FIT_PARAMS, to keep the suite fast).
+RMSE_BOUND = {
+    "binning": 1 / 256,
+    "fast": 0.05,
+    "quantile-binning": 0.005,
+    "vqvae": 0.2,
+    "rvq": 0.15,
+    "fsq": 0.2,
+}
+FIT_PARAMS = {name: {"max_epochs": 25, "progress": False} for name in ("vqvae", "rvq", "fsq")}
+# Learned tokenizers run float32 matrix products whose rounding may depend on the batch size.
+DECODE_ATOL = {name: 1e-5 for name in FIT_PARAMS}
 
 
 @pytest.fixture(scope="module", params=available_tokenizers())
@@ -18,7 +32,11 @@ def fitted(request, pusht_chunks):
     name = request.param
     if name not in RMSE_BOUND:
         pytest.fail(f"tokenizer {name!r} has no RMSE bound in the conformance suite: add one")
-    return name, create_tokenizer(name).fit(pusht_chunks.train)
+    if tokenizer_extra(name):
+        pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ActokWarning)  # a short training run stops at max_epochs
+        return name, create_tokenizer(name, **FIT_PARAMS.get(name, {})).fit(pusht_chunks.train)
 
 
 def test_round_trip_error_bound(fitted, pusht_chunks):
@@ -52,12 +70,12 @@ def test_save_load_gives_identical_ids(fitted, pusht_chunks, tmp_path):
 
 
 def test_batch_encode_equals_one_by_one(fitted, pusht_chunks):
-    _, tok = fitted
+    name, tok = fitted
     x = pusht_chunks.holdout[:40]
     batch = tok.encode(x)
     assert batch == [tok.encode(x[i : i + 1])[0] for i in range(len(x))]
     single = np.concatenate([tok.decode([s]) for s in batch])
-    np.testing.assert_array_equal(tok.decode(batch), single)
+    np.testing.assert_allclose(tok.decode(batch), single, rtol=0, atol=DECODE_ATOL.get(name, 0.0))
 
 
 def test_malformed_ids_do_not_raise(fitted, pusht_chunks):

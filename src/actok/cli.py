@@ -1,4 +1,4 @@
-"""Command line: `actok train`, `actok bench`.
+"""Command line: `actok train`, `actok bench`, `actok casestudy`.
 
 Every flag accepts both spellings (`--repo-id` / `--repo_id`) and both forms (`--flag value` / `--flag=value`);
 booleans are a bare flag or take true/false. A user mistake prints one line on stderr and exits with code 2.
@@ -20,13 +20,22 @@ from typing import Any
 import numpy as np
 
 from actok import __version__
+from actok.casestudy.main import add_arguments as casestudy_arguments
+from actok.casestudy.main import run as cmd_casestudy
 from actok.codec import PIPELINE_FILE, ActionCodec
 from actok.data.chunks import dims_to_spec
 from actok.data.lerobot import LeRobotDatasetReader, resolve_dataset_root
 from actok.data.normalize import NormalizationMode, Normalizer
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
 from actok.errors import ActokError
-from actok.tokenizers import available_tokenizers, create_tokenizer, get_tokenizer_class, load_tokenizer
+from actok.tokenizers import (
+    available_tokenizers,
+    constructor_parameters,
+    create_tokenizer,
+    get_tokenizer_class,
+    load_tokenizer,
+    tokenizer_extra,
+)
 from actok.tokenizers.base import ActionTokenizer
 
 DEFAULT_TRAIN_TOKENIZER = "fast"
@@ -34,7 +43,7 @@ TRAIN_ENCODED_DIMS = "0:6,7:23"  # lerobot-train-tokenizer's default
 BENCH_ENCODED_DIMS = "0:6"  # the benchmark seed's default
 BUNDLED_REPO_ID = "pusht"
 # Tokenizer constructor parameters that have their own flags; others go through --tokenizer-param KEY=VALUE.
-PARAM_FLAGS = ("vocab_size", "scale", "n_bins")
+PARAM_FLAGS = ("vocab_size", "scale", "n_bins", "device")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +114,7 @@ def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
     _flag(p, "vocab_size", type=int, default=None, help="vocabulary size (tokenizers that learn one)")
     _flag(p, "scale", type=float, default=None, help="coefficient quantization scale (DCT/wavelet tokenizers)")
     _flag(p, "n_bins", type=int, default=None, help="bins per value (binning tokenizers)")
+    _flag(p, "device", default=None, help="learned tokenizers: auto (GPU when present, else CPU), cpu, cuda, cuda:N")
     _flag(
         p,
         "tokenizer_param",
@@ -147,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         bench,
         "tokenizer",
         default=None,
-        help="comma-separated built-in tokenizers fitted on the training episodes (default: all)",
+        help="comma-separated tokenizers fitted on the training episodes, or 'all' (default: every tokenizer "
+        "that needs no optional extra: " + ", ".join(n for n in available_tokenizers() if not tokenizer_extra(n)) + ")",
     )
     _tokenizer_flags(bench)
     _flag(
@@ -165,13 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="benchmark a saved tokenizer even if its pipeline differs",
     )
+
+    casestudy = sub.add_parser(
+        "casestudy",
+        help="the FAST paper's toy case study (needs the learned extra)",
+        description="Naive per-step tokens vs FAST for an autoregressive model across sampling rates "
+        "(FAST paper, Figure 3). Needs PyTorch: pip install 'actok[learned]'.",
+    )
+    casestudy_arguments(casestudy)
     return parser
 
 
 # ----------------------------------------------------------------- helpers
 def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Constructor parameters for tokenizer `name` from the flags it accepts."""
-    accepted = inspect.signature(get_tokenizer_class(name).__init__).parameters
+    accepted = constructor_parameters(name)
     params: dict[str, Any] = {}
     for key in PARAM_FLAGS:
         value = getattr(args, key, None)
@@ -180,7 +199,7 @@ def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for item in args.tokenizer_param:
         key, sep, raw = item.partition("=")
         if not sep or key not in accepted:
-            valid = ", ".join(k for k in accepted if k != "self")
+            valid = ", ".join(accepted)
             raise ActokError(f"bad --tokenizer-param {item!r}: expected KEY=VALUE with KEY one of {valid}")
         try:
             params[key] = json.loads(raw)
@@ -192,7 +211,7 @@ def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def _parse_tokenizer_names(spec: str) -> list[str]:
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for n in names:
-        get_tokenizer_class(n)  # raises with the valid names
+        get_tokenizer_class(n)  # raises with the valid names (or the missing extra)
     if not names:
         raise ActokError(f"--tokenizer is empty; valid tokenizers: {', '.join(available_tokenizers())}")
     return names
@@ -327,7 +346,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"Action chunk shape: {chunks.train.shape}")
     for key, value in tokenizer.get_params().items():
         print(f"{key}: {value}")
-    tokenizer.fit(chunks.train)
+    if "validation" in inspect.signature(tokenizer.fit).parameters and len(chunks.holdout):
+        print(f"Early stopping on the {len(chunks.holdout)} chunks of the held-out episodes")
+        tokenizer.fit(chunks.train, validation=chunks.holdout)
+    else:
+        tokenizer.fit(chunks.train)
     print("✓ Tokenizer training complete!")
 
     stats = _compression_stats(tokenizer, chunks.train)
@@ -412,7 +435,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         saved = _saved_pipeline(path)
         entries = [(loaded.name, None, loaded)]
     else:
-        names = _parse_tokenizer_names(args.tokenizer or ",".join(available_tokenizers()))
+        core = [n for n in available_tokenizers() if not tokenizer_extra(n)]
+        spec = args.tokenizer or ",".join(core)
+        names = _parse_tokenizer_names(",".join(available_tokenizers()) if spec.strip() == "all" else spec)
         entries = [(n, _tokenizer_params(n, args), None) for n in names]
         for n, params, _ in entries:
             create_tokenizer(n, **params)  # fail on bad parameters before any work
@@ -491,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     warnings.showwarning = _show_warning
     try:
-        return {"train": cmd_train, "bench": cmd_bench}[args.command](args)
+        return {"train": cmd_train, "bench": cmd_bench, "casestudy": cmd_casestudy}[args.command](args)
     except ActokError as exc:
         sys.stderr.write(f"actok {args.command}: error: {exc}\n")
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ _REGISTRY: dict[str, str] = {
     "binning": "actok.tokenizers.binning:BinningTokenizer",
     "fast": "actok.tokenizers.fast:FASTTokenizer",
     "quantile-binning": "actok.tokenizers.quantile_binning:QuantileBinningTokenizer",
+    "vqvae": "actok.tokenizers.vqvae:VQVAETokenizer",
+    "rvq": "actok.tokenizers.rvq:RVQTokenizer",
+    "fsq": "actok.tokenizers.fsq:FSQTokenizer",
 }
+# Tokenizers that need an optional extra (their modules import torch).
+_EXTRA: dict[str, str] = {"vqvae": "learned", "rvq": "learned", "fsq": "learned"}
 
 
 def available_tokenizers() -> list[str]:
@@ -27,7 +33,34 @@ def get_tokenizer_class(name: str) -> type[ActionTokenizer]:
     if name not in _REGISTRY:
         raise ActokError(f"unknown tokenizer {name!r}; valid tokenizers: {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        if name not in _EXTRA:
+            raise
+        raise ActokError(
+            f"tokenizer {name!r} needs the {_EXTRA[name]} extra ({exc.name} is missing): "
+            f"pip install 'actok[{_EXTRA[name]}]' -c constraints.txt"
+        ) from None
+
+
+def constructor_parameters(name: str) -> list[str]:
+    """Constructor parameter names of a registered tokenizer, including those a subclass forwards with
+    `**kwargs` to its base class (the learned tokenizers' training arguments)."""
+    names: list[str] = []
+    for klass in get_tokenizer_class(name).__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return list(dict.fromkeys(names))
+
+
+def tokenizer_extra(name: str) -> str | None:
+    """The optional extra a registered tokenizer needs (None for the core ones)."""
+    return _EXTRA.get(name)
 
 
 def create_tokenizer(name: str, **params: Any) -> ActionTokenizer:
@@ -61,6 +94,7 @@ __all__ = [
     "ActionTokenizer",
     "InvalidTokensError",
     "available_tokenizers",
+    "constructor_parameters",
     "create_tokenizer",
     "get_tokenizer_class",
     "load_tokenizer",

@@ -1,0 +1,78 @@
+"""`fsq`: finite scalar quantization (QueST-style): an MLP encoder over each sub-chunk of `chunk_size` steps
+projects to len(levels) numbers, each bounded and rounded to its number of levels (vector-quantize-pytorch's
+`FSQ`); a code is the mixed-radix index, prod(levels) codes in all, with no codebook to collapse. H / chunk_size
+tokens per chunk (REFERENCES §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from vector_quantize_pytorch import FSQ
+
+from actok.errors import ActokError
+from actok.tokenizers.learned import LearnedTokenizer, mlp
+from actok.tokenizers.vqvae import check_sub_chunks
+
+
+class FSQModel(nn.Module):
+    def __init__(self, horizon: int, action_dim: int, chunk_size: int, levels: list[int], hidden: int):
+        super().__init__()
+        self.horizon, self.action_dim, self.chunk_size = horizon, action_dim, chunk_size
+        width = chunk_size * action_dim
+        self.encoder = mlp([width, hidden, hidden // 2, len(levels)])
+        self.decoder = mlp([len(levels), hidden // 2, hidden, width])
+        self.fsq = FSQ(levels=levels, dim=len(levels))
+
+    def _latent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.reshape(len(x) * (self.horizon // self.chunk_size), 1, -1))
+
+    def encode_codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fsq(self._latent(x))[1].view(len(x), -1)
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        z = self.fsq.indices_to_codes(codes.reshape(-1, 1))
+        return self.decoder(z).view(len(codes), self.horizon, self.action_dim)
+
+    def forward(self, x: torch.Tensor):
+        z, idx = self.fsq(self._latent(x))
+        return self.decoder(z).view_as(x), torch.zeros((), device=x.device), idx.view(len(x), -1)
+
+
+class FSQTokenizer(LearnedTokenizer):
+    """FSQ over sub-chunks.
+
+    Args:
+        levels: levels per latent dimension, e.g. [8, 5, 5, 5] (1000 codes).
+        chunk_size: steps per token; must divide the horizon.
+        (plus the training arguments of `LearnedTokenizer`)
+    """
+
+    name = "fsq"
+
+    def __init__(self, levels: list[int] | tuple[int, ...] | str = (8, 5, 5, 5), chunk_size: int = 5, **training: Any):
+        super().__init__(**training)
+        if isinstance(levels, str):  # from the command line: "8,5,5,5"
+            levels = [int(v) for v in levels.replace(" ", "").strip("[]").split(",") if v]
+        levels = [int(v) for v in levels]
+        if not levels or min(levels) < 2 or int(chunk_size) < 1:
+            raise ActokError(
+                f"fsq needs levels >= 2 each (e.g. 8,5,5,5) and chunk_size >= 1; got {levels}, {chunk_size}"
+            )
+        self.levels, self.chunk_size = levels, int(chunk_size)
+
+    def tokenizer_params(self) -> dict[str, Any]:
+        return {"levels": self.levels, "chunk_size": self.chunk_size}
+
+    def check_shape_for_fit(self, horizon: int, action_dim: int) -> None:
+        check_sub_chunks(self.name, horizon, self.chunk_size)
+
+    def slot_sizes(self) -> list[int]:
+        n_codes = 1
+        for level in self.levels:
+            n_codes *= level
+        return [n_codes] * ((self.horizon or self.chunk_size) // self.chunk_size)
+
+    def build_model(self) -> nn.Module:
+        return FSQModel(self.horizon, self.action_dim, self.chunk_size, self.levels, self.hidden_dim)

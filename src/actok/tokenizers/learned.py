@@ -1,0 +1,383 @@
+"""Shared machinery of the learned (torch) tokenizers: training with early stopping, token ids, save/load.
+
+A learned tokenizer supplies a `torch.nn.Module` with
+- `forward(x [B, H, D]) -> (reconstruction [B, H, D], auxiliary loss, codes [B, T])`,
+- `encode_codes(x) -> codes [B, T]` and `decode_codes(codes [B, T]) -> [B, H, D]`,
+and `slot_sizes()`: how many codes each of the T token positions can take. Token ids are made globally unique by
+offsetting each position's codes (`id = offset[slot] + code`), so `vocab_size` is the sum of the slot sizes when
+slots hold different things (RVQ layers) and the shared size when they hold the same thing (VQ-VAE sub-chunks).
+
+Everything torch lives here and in the three tokenizer modules; the registry imports them lazily, so the core
+install works without torch (`pip install 'actok[learned]'` adds it).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+import warnings
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from loguru import logger
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from actok.errors import ActokError, ActokWarning
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+
+logger.disable("vector_quantize_pytorch")  # the library logs k-means notes to stderr; we report through results
+WEIGHTS_FILE = "model.safetensors"
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+INFERENCE_BATCH = 8192
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` -> CUDA when present, else CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ActokError(f"unknown device {spec!r}; choose {DEVICES}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ActokError(f"device {spec!r} requested but CUDA is not available; use auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ActokError(f"device {spec!r} requested but MPS is not available; use auto or cpu")
+    return device
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear layers with GELU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+def code_statistics(codes: np.ndarray, slot_sizes: Sequence[int], layered: bool) -> dict[str, Any]:
+    """Utilization diagnostics of codes `[N, T]`: per layer (RVQ) or pooled over positions (sub-chunk codes)."""
+    groups = [codes[:, [t]] for t in range(codes.shape[1])] if layered else [codes]
+    sizes = list(slot_sizes) if layered else [slot_sizes[0]]
+    utilization, perplexity, dead = [], [], []
+    for group, size in zip(groups, sizes, strict=True):
+        counts = np.bincount(group.ravel(), minlength=size)
+        p = counts[counts > 0] / counts.sum()
+        utilization.append(float(np.count_nonzero(counts) / size))
+        perplexity.append(float(np.exp(-(p * np.log(p)).sum())))
+        dead.append(int(size - np.count_nonzero(counts)))
+    return {
+        "codebook_utilization": utilization,
+        "codebook_perplexity": perplexity,
+        "dead_codes": dead,
+        "distinct_code_combinations": len(np.unique(codes, axis=0)),
+    }
+
+
+class LearnedTokenizer(ActionTokenizer):
+    """Base of `vqvae`, `rvq` and `fsq`: subclasses build the module and say how many codes each slot has.
+
+    Training: Adam on reconstruction MSE + the quantizer's loss, seeded; after every epoch the RMSE on the
+    validation chunks (the held-out episodes when given, else the last `validation_fraction` of the chunks,
+    which come episode by episode) decides early stopping, and the best weights are kept.
+    """
+
+    #: codes of different token positions mean different things (RVQ layers) -> per-layer diagnostics
+    layered = False
+
+    def __init__(
+        self,
+        hidden_dim: int = 256,
+        max_epochs: int = 300,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        patience: int = 10,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        device: str = "auto",
+        progress: bool = True,
+    ):
+        super().__init__()
+        checks = {
+            "hidden_dim": hidden_dim >= 1,
+            "max_epochs": max_epochs >= 1,
+            "batch_size": batch_size >= 1,
+            "learning_rate": learning_rate > 0,
+            "patience": patience >= 1,
+            "validation_fraction": 0 < validation_fraction < 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ActokError(
+                f"bad {', '.join(bad)}: hidden_dim, max_epochs, batch_size, patience >= 1, learning_rate > 0, "
+                "0 < validation_fraction < 1"
+            )
+        resolve_device(device)  # fail early on a bad device
+        self.hidden_dim, self.max_epochs, self.batch_size = int(hidden_dim), int(max_epochs), int(batch_size)
+        self.learning_rate, self.patience = float(learning_rate), int(patience)
+        self.validation_fraction, self.seed, self.device = float(validation_fraction), int(seed), device
+        self.progress = bool(progress)
+        self.model: nn.Module | None = None
+        self.training_summary: dict[str, Any] = {}
+
+    # ------------------------------------------------------ subclass hooks
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The module for chunks of shape `[H, D]` (`self.horizon`, `self.action_dim` are set)."""
+
+    @abstractmethod
+    def slot_sizes(self) -> list[int]:
+        """Number of codes each token position can take (length = tokens per chunk)."""
+
+    def tokenizer_params(self) -> dict[str, Any]:
+        """The subclass's own constructor parameters."""
+        return {}
+
+    def check_shape_for_fit(self, horizon: int, action_dim: int) -> None:
+        """Raise ActokError when the architecture cannot take chunks of this shape."""
+
+    # ------------------------------------------------------------ protocol
+    def get_params(self) -> dict[str, Any]:
+        return {
+            **self.tokenizer_params(),
+            "hidden_dim": self.hidden_dim,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "patience": self.patience,
+            "validation_fraction": self.validation_fraction,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    @property
+    def offsets(self) -> np.ndarray:
+        sizes = self.slot_sizes()
+        if self.layered:
+            return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return np.zeros(len(sizes), dtype=np.int64)
+
+    @property
+    def vocab_size(self) -> int:
+        sizes = self.slot_sizes()
+        return int(sum(sizes)) if self.layered else int(max(sizes))
+
+    @property
+    def tokens_per_chunk(self) -> int:
+        return len(self.slot_sizes())
+
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> LearnedTokenizer:
+        """Train on normalized chunks `[N, H, D]`; `validation` (held-out episodes) drives early stopping."""
+        chunks = as_chunks(chunks)
+        self.check_shape_for_fit(chunks.shape[1], chunks.shape[2])
+        if validation is None or len(validation) == 0:
+            n_val = max(1, round(len(chunks) * self.validation_fraction))
+            if len(chunks) - n_val < 1:
+                raise ActokError(f"need at least 2 chunks to train {self.name}, got {len(chunks)}")
+            chunks, validation = chunks[:-n_val], chunks[-n_val:]
+            source = f"last {n_val} training chunks"
+        else:
+            validation = as_chunks(validation)
+            source = "held-out episodes"
+            if validation.shape[1:] != chunks.shape[1:]:
+                raise ActokError(
+                    f"validation chunks {validation.shape[1:]} differ from training chunks {chunks.shape[1:]}"
+                )
+        self._set_shape(chunks)
+        device = resolve_device(self.device)
+        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        model = self.build_model().to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        x_train = torch.as_tensor(chunks, dtype=torch.float32)
+        x_val = torch.as_tensor(validation, dtype=torch.float32)
+        steps = -(-len(x_train) // self.batch_size)
+        best = (float("inf"), -1, copy.deepcopy(model.state_dict()))
+        history: list[dict[str, float]] = []
+        started = time.perf_counter()
+        bar = tqdm(total=self.max_epochs, desc=f"training {self.name}", unit="epoch", disable=not self.progress)
+        stop = "max_epochs"
+        for epoch in range(self.max_epochs):
+            model.train()
+            order = torch.randperm(len(x_train), generator=generator)
+            total = 0.0
+            for b in range(steps):
+                batch = x_train[order[b * self.batch_size : (b + 1) * self.batch_size]].to(device)
+                recon, aux, _ = model(batch)
+                loss = nn.functional.mse_loss(recon, batch) + aux
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item()
+            val_rmse, val_codes = self._evaluate(model, x_val, device)
+            utilization = float(
+                np.mean(code_statistics(val_codes, self.slot_sizes(), self.layered)["codebook_utilization"])
+            )
+            history.append({"epoch": epoch, "train_loss": total / steps, "val_rmse": val_rmse})
+            bar.set_postfix(loss=f"{total / steps:.4f}", val_rmse=f"{val_rmse:.4f}", util=f"{utilization:.0%}")
+            bar.update()
+            if val_rmse < best[0] * (1 - 1e-3):
+                best = (val_rmse, epoch, copy.deepcopy(model.state_dict()))
+            elif epoch - best[1] >= self.patience:
+                stop = "early_stopping"
+                break
+        bar.close()
+        model.load_state_dict(best[2])
+        model.eval()
+        self.model = model.cpu()  # inference runs on the CPU: 10k chunks take well under a second
+        train_rmse, train_codes = self._evaluate(self.model, x_train, torch.device("cpu"))
+        self.training_summary = {
+            "epochs_run": len(history),
+            "best_epoch": best[1],
+            "stopped_by": stop,
+            "train_rmse": train_rmse,
+            "validation_rmse": best[0],
+            "validation_source": source,
+            "num_train_chunks": len(x_train),
+            "num_validation_chunks": len(x_val),
+            "train_time_sec": time.perf_counter() - started,
+            "device": str(device),
+            "train_codes": code_statistics(train_codes, self.slot_sizes(), self.layered),
+            "history": history,
+        }
+        if stop == "max_epochs":
+            warnings.warn(
+                f"{self.name} reached max_epochs={self.max_epochs} before early stopping; the held-out error was "
+                "still improving (raise max_epochs)",
+                ActokWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        """Normalized chunks `[N, H, D]` -> `tokens_per_chunk` ids per chunk."""
+        chunks = self._check_shape(chunks)
+        return (self.codes(chunks) + self.offsets).tolist()
+
+    def codes(self, chunks: np.ndarray) -> np.ndarray:
+        """Chunks `[N, H, D]` -> raw codes `[N, T]` (before the per-slot id offset)."""
+        model = self._check_model()
+        x = torch.as_tensor(np.asarray(chunks), dtype=torch.float32)
+        with torch.inference_mode():
+            parts = [model.encode_codes(x[i : i + INFERENCE_BATCH]) for i in range(0, len(x), INFERENCE_BATCH)]
+        return torch.cat(parts).numpy().astype(np.int64) if parts else np.zeros((0, self.tokens_per_chunk), np.int64)
+
+    def decode(
+        self,
+        ids: Sequence[Sequence[int]],
+        horizon: int | None = None,
+        action_dim: int | None = None,
+        return_valid: bool = False,
+        on_invalid: str = "zeros",
+    ):
+        """Ids -> chunks. Valid: exactly `tokens_per_chunk` ids, each inside its slot's range. `"relaxed"` keeps
+        what it can (`_relaxed_codes`); `"zeros"` returns zero chunks for invalid sequences."""
+        self._check_policy(on_invalid)
+        model = self._check_model()
+        h, d = self._decode_shape(horizon, action_dim)
+        if (h, d) != (self.horizon, self.action_dim):
+            raise ActokError(
+                f"{self.name} decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, got [H={h}, D={d}]"
+            )
+        t = self.tokens_per_chunk
+        padded, lengths = pad_ids(ids)
+        body = np.full((len(padded), t), -1, dtype=np.int64)
+        width = min(t, padded.shape[1])
+        body[:, :width] = padded[:, :width]
+        codes = body - self.offsets
+        in_slot = (body >= 0) & (codes >= 0) & (codes < np.asarray(self.slot_sizes()))
+        valid = (lengths == t) & in_slot.all(axis=1)
+        if on_invalid == "raise" and not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise InvalidTokensError(
+                f"sequence {bad} is not a valid {self.name} encoding: {int(lengths[bad])} ids (expected {t}, "
+                f"position i in [offset_i, offset_i + codes_i) with offsets {self.offsets.tolist()})"
+            )
+        out = np.zeros((len(body), h, d))
+        if on_invalid == "relaxed":
+            keep, relaxed = self._relaxed_codes(codes, in_slot)
+            if keep.any():
+                out[keep] = self._decode_codes(model, relaxed[keep])
+        elif valid.any():
+            out[valid] = self._decode_codes(model, codes[valid])
+        return (out, valid) if return_valid else out
+
+    def _relaxed_codes(self, codes: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best effort for invalid sequences: decode only rows whose every slot is usable (subclasses do more)."""
+        return usable.all(axis=1), np.where(usable, codes, 0)
+
+    def _decode_codes(self, model: nn.Module, codes: np.ndarray) -> np.ndarray:
+        c = torch.as_tensor(codes, dtype=torch.long)
+        with torch.inference_mode():
+            parts = [model.decode_codes(c[i : i + INFERENCE_BATCH]) for i in range(0, len(c), INFERENCE_BATCH)]
+        return torch.cat(parts).double().numpy()
+
+    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, Any]:
+        """Bench diagnostics: code utilization, perplexity, dead codes, distinct combinations (on the evaluated
+        chunks), the train vs held-out error gap, and the error tail against 256-bin binning's bound."""
+        codes = np.asarray(ids, dtype=np.int64) - self.offsets
+        decoded = self.decode(ids)
+        err = np.abs(decoded - chunks)
+        heldout_rmse = float(np.sqrt(np.mean((decoded - chunks) ** 2)))
+        train_rmse = self.training_summary.get("train_rmse")
+        return {
+            **code_statistics(codes, self.slot_sizes(), self.layered),
+            "train_dead_codes": self.training_summary.get("train_codes", {}).get("dead_codes"),
+            "tokens_per_chunk": self.tokens_per_chunk,
+            "train_rmse": train_rmse,
+            "heldout_rmse": heldout_rmse,
+            "heldout_to_train_rmse_ratio": heldout_rmse / train_rmse if train_rmse else None,
+            "p95_abs_error": float(np.percentile(err, 95)),
+            "max_abs_error": float(err.max()),
+            "binning_256_max_abs_error_bound": 1 / 256,
+            "max_abs_error_vs_binning_bound": float(err.max() * 256),
+            "epochs_run": self.training_summary.get("epochs_run"),
+            "stopped_by": self.training_summary.get("stopped_by"),
+        }
+
+    # -------------------------------------------------------------- internals
+    def _check_model(self) -> nn.Module:
+        if self.model is None:
+            raise ActokError(f"{self.name} tokenizer is not fitted: call fit(chunks) first or load a saved one")
+        return self.model
+
+    @staticmethod
+    def _evaluate(model: nn.Module, x: torch.Tensor, device: torch.device) -> tuple[float, np.ndarray]:
+        """RMSE of the quantized reconstruction of `x` and its codes."""
+        model.eval()
+        sq, codes = 0.0, []
+        with torch.inference_mode():
+            for i in range(0, len(x), INFERENCE_BATCH):
+                batch = x[i : i + INFERENCE_BATCH].to(device)
+                c = model.encode_codes(batch)
+                sq += float(((model.decode_codes(c) - batch) ** 2).sum())
+                codes.append(c.cpu())
+        return float(np.sqrt(sq / x.numel())), torch.cat(codes).numpy().astype(np.int64)
+
+    # ------------------------------------------------------------- save/load
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        model = self._check_model()
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        return {
+            "weights": WEIGHTS_FILE,
+            "training_summary": {k: v for k, v in self.training_summary.items() if k != "history"},
+        }
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        path = directory / state.get("weights", WEIGHTS_FILE)
+        if not path.is_file():
+            raise ActokError(f"{directory} is not a complete {self.name} tokenizer: the file {path.name} is missing")
+        torch.manual_seed(self.seed)
+        model = self.build_model()
+        model.load_state_dict(load_file(str(path)))
+        self.model = model.eval()
+        self.training_summary = state.get("training_summary", {})
