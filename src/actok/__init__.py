@@ -17,6 +17,16 @@ from actok.tokenizers.fast import FASTTokenizer
 from actok.tokenizers.quantile_binning import QuantileBinningTokenizer
 from actok.vocab import LLMVocabMapping
 
+# The learned tokenizers import torch (the `learned` extra): resolved on first use, not at `import actok`.
+_LAZY = {"VQVAETokenizer": "vqvae", "RVQTokenizer": "rvq", "FSQTokenizer": "fsq"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return get_tokenizer_class(_LAZY[name])
+    raise AttributeError(f"module 'actok' has no attribute {name!r}")
+
+
 __all__ = [
     "ActionCodec",
     "ActionTokenizer",
@@ -25,11 +35,14 @@ __all__ = [
     "BinningTokenizer",
     "ChunkConfig",
     "FASTTokenizer",
+    "FSQTokenizer",
     "LLMVocabMapping",
     "LeRobotDatasetReader",
     "NormalizationMode",
     "Normalizer",
     "QuantileBinningTokenizer",
+    "RVQTokenizer",
+    "VQVAETokenizer",
     "__version__",
     "available_tokenizers",
     "build_chunks",
