@@ -18,6 +18,7 @@ RMSE_BOUND = {
     "binning": 1 / 256,
     "fast": 0.05,
     "quantile-binning": 0.005,
+    "bspline": 0.015,
     "vqvae": 0.2,
     "rvq": 0.15,
     "fsq": 0.2,

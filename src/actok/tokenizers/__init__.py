@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "binning": "actok.tokenizers.binning:BinningTokenizer",
     "fast": "actok.tokenizers.fast:FASTTokenizer",
     "quantile-binning": "actok.tokenizers.quantile_binning:QuantileBinningTokenizer",
+    "bspline": "actok.tokenizers.bspline:BSplineTokenizer",
     "vqvae": "actok.tokenizers.vqvae:VQVAETokenizer",
     "rvq": "actok.tokenizers.rvq:RVQTokenizer",
     "fsq": "actok.tokenizers.fsq:FSQTokenizer",

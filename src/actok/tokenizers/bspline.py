@@ -1,0 +1,144 @@
+"""B-spline tokenizer (BEAST, REFERENCES §5): per dimension, the control points of a clamped uniform B-spline
+fitted to the chunk by ridge least squares, each quantized to `n_bins` levels between bounds learned from the
+training data. Fixed length: n_control_points · D tokens (control-point-major, dims interleaved), decodable in
+parallel; decode evaluates the spline at the H steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import BSpline
+
+from actok.errors import ActokError
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+
+RIDGE = 1e-5
+
+
+def clamped_uniform_basis(horizon: int, n_control_points: int, degree: int) -> np.ndarray:
+    """Cox–de Boor basis `[H, N]` of a clamped uniform B-spline (knots 0 and 1 repeated degree + 1 times),
+    evaluated at H evenly spaced times in [0, 1]."""
+    interior = np.linspace(0.0, 1.0, n_control_points - degree + 1)[1:-1]
+    knots = np.concatenate([np.zeros(degree + 1), interior, np.ones(degree + 1)])
+    return BSpline.design_matrix(np.linspace(0.0, 1.0, horizon), knots, degree).toarray()
+
+
+class BSplineTokenizer(ActionTokenizer):
+    """BEAST-style B-spline tokenizer.
+
+    Args:
+        n_control_points: control points per dimension (tokens per dimension); at least degree + 1.
+        degree: spline degree (3 = cubic).
+        n_bins: quantization levels per control point.
+        pin_first: constrain the first control point to the chunk's first value, so the decoded chunk starts
+            exactly where the original does (up to quantization): continuity with the current position.
+    """
+
+    name = "bspline"
+
+    def __init__(self, n_control_points: int = 5, degree: int = 3, n_bins: int = 256, pin_first: bool = False):
+        super().__init__()
+        if int(degree) < 0 or int(n_bins) < 2 or int(n_control_points) < int(degree) + 1:
+            raise ActokError(
+                f"bspline needs degree >= 0, n_bins >= 2 and n_control_points >= degree + 1 "
+                f"(got n_control_points={n_control_points}, degree={degree}, n_bins={n_bins})"
+            )
+        self.n_control_points, self.degree, self.n_bins = int(n_control_points), int(degree), int(n_bins)
+        self.pin_first = bool(pin_first)
+        self.low: np.ndarray | None = None  # [N, D] quantization bounds per control point and dim
+        self.high: np.ndarray | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_bins
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "n_control_points": self.n_control_points,
+            "degree": self.degree,
+            "n_bins": self.n_bins,
+            "pin_first": self.pin_first,
+        }
+
+    def basis(self, horizon: int) -> np.ndarray:
+        return clamped_uniform_basis(horizon, self.n_control_points, self.degree)
+
+    def control_points(self, chunks: np.ndarray) -> np.ndarray:
+        """Chunks `[B, H, D]` -> ridge least-squares control points `[B, N, D]`."""
+        phi = self.basis(chunks.shape[1])
+        if not self.pin_first:
+            solve = np.linalg.solve(phi.T @ phi + RIDGE * np.eye(phi.shape[1]), phi.T)  # [N, H]
+            return np.einsum("nh,bhd->bnd", solve, chunks)
+        # Clamped splines pass through their first control point: fix it to the first sample, fit the rest.
+        rest = phi[:, 1:]
+        solve = np.linalg.solve(rest.T @ rest + RIDGE * np.eye(rest.shape[1]), rest.T)
+        first = chunks[:, :1, :]
+        others = np.einsum("nh,bhd->bnd", solve, chunks - phi[None, :, :1] * first)
+        return np.concatenate([first, others], axis=1)
+
+    def fit(self, chunks: np.ndarray) -> BSplineTokenizer:
+        chunks = as_chunks(chunks)
+        if len(chunks) == 0:
+            raise ActokError("cannot fit bspline on zero chunks")
+        self._set_shape(chunks)
+        coeff = self.control_points(chunks)
+        self.low, self.high = coeff.min(axis=0), coeff.max(axis=0)
+        return self
+
+    def _levels(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.low is None:
+            raise ActokError("bspline tokenizer is not fitted: call fit(chunks) first")
+        return self.low, np.where(self.high > self.low, self.high - self.low, 1.0)
+
+    def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        chunks = self._check_shape(chunks)
+        low, width = self._levels()
+        scaled = (self.control_points(chunks) - low) / width * (self.n_bins - 1)
+        return np.clip(np.rint(scaled), 0, self.n_bins - 1).astype(np.int64).reshape(len(chunks), -1).tolist()
+
+    def decode(
+        self,
+        ids: Sequence[Sequence[int]],
+        horizon: int | None = None,
+        action_dim: int | None = None,
+        return_valid: bool = False,
+        on_invalid: str = "zeros",
+    ):
+        """Valid: exactly N·D ids in [0, n_bins). `"relaxed"` clips stray ids and puts missing control points at
+        the middle of their range; `"zeros"` returns zero chunks for invalid sequences."""
+        self._check_policy(on_invalid)
+        h, d = self._decode_shape(horizon, action_dim)
+        low, width = self._levels()
+        if d != low.shape[1]:
+            raise ActokError(f"bspline was fitted on {low.shape[1]} dims, asked to decode {d}")
+        n_tokens = self.n_control_points * d
+        padded, lengths = pad_ids(ids)
+        body = np.full((len(padded), n_tokens), -1, dtype=np.int64)
+        width_ids = min(n_tokens, padded.shape[1])
+        body[:, :width_ids] = padded[:, :width_ids]
+        in_range = (body >= 0) & (body < self.n_bins)
+        valid = (lengths == n_tokens) & in_range.all(axis=1)
+        if on_invalid == "raise" and not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise InvalidTokensError(
+                f"sequence {bad} is not a valid bspline encoding: {int(lengths[bad])} ids "
+                f"(expected {n_tokens}, each in [0, {self.n_bins}))"
+            )
+        levels = np.where(body >= 0, np.clip(body, 0, self.n_bins - 1), (self.n_bins - 1) / 2)
+        coeff = low + levels.reshape(len(body), self.n_control_points, d) / (self.n_bins - 1) * width
+        out = np.einsum("hn,bnd->bhd", self.basis(h), coeff)
+        if on_invalid != "relaxed":
+            out[~valid] = 0.0
+        return (out, valid) if return_valid else out
+
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        self._levels()
+        return {"low": self.low.tolist(), "high": self.high.tolist()}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        self.low = np.asarray(state["low"], dtype=np.float64)
+        self.high = np.asarray(state["high"], dtype=np.float64)
