@@ -19,6 +19,7 @@ RMSE_BOUND = {
     "fast": 0.05,
     "quantile-binning": 0.005,
     "bspline": 0.015,
+    "wavelet": 0.05,
     "vqvae": 0.2,
     "rvq": 0.15,
     "fsq": 0.2,

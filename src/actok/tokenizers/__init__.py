@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "fast": "actok.tokenizers.fast:FASTTokenizer",
     "quantile-binning": "actok.tokenizers.quantile_binning:QuantileBinningTokenizer",
     "bspline": "actok.tokenizers.bspline:BSplineTokenizer",
+    "wavelet": "actok.tokenizers.wavelet:WaveletTokenizer",
     "vqvae": "actok.tokenizers.vqvae:VQVAETokenizer",
     "rvq": "actok.tokenizers.rvq:RVQTokenizer",
     "fsq": "actok.tokenizers.fsq:FSQTokenizer",

@@ -50,12 +50,6 @@ def byte_symbols() -> tuple[str, ...]:
     return tuple(table[b] for b in range(256))
 
 
-def dct_coefficients(chunks: np.ndarray, scale: float) -> np.ndarray:
-    """Chunks `[N, H, D]` -> rounded scaled DCT-II coefficients `[N, H·D]` int64, frequency-major."""
-    coeff = dct(chunks, axis=1, norm="ortho")
-    return np.around(coeff * scale).astype(np.int64).reshape(len(chunks), -1)
-
-
 def symbols_to_strings(codes: np.ndarray) -> list[str]:
     """Code points `[N, L]` (all rows the same length) -> N strings, via one UTF-32 decode."""
     n, length = codes.shape
@@ -113,14 +107,14 @@ class FASTTokenizer(ActionTokenizer):
         if len(chunks) == 0:
             raise ActokError("cannot fit FAST on zero chunks")
         self._set_shape(chunks)
-        codes = dct_coefficients(chunks, self.scale)
+        raw = self.transform(chunks)
+        codes = np.around(raw * self.scale).astype(np.int64)
         lo, hi = int(codes.min()), int(codes.max())
         span = hi - lo
         if span > self._vocab_size:
-            raw = dct(chunks, axis=1, norm="ortho")
             fitting_scale = (self._vocab_size - 1) / float(raw.max() - raw.min())
             raise ActokError(
-                f"vocab_size {self._vocab_size} is smaller than the DCT coefficient range {span} at scale "
+                f"vocab_size {self._vocab_size} is smaller than the {self.transform_name} coefficient range {span} at scale "
                 f"{self.scale:g}: use vocab_size >= {span}, or scale <= {fitting_scale:.3g} for this vocab_size"
             )
         if span > self._vocab_size - 100:
@@ -161,7 +155,7 @@ class FASTTokenizer(ActionTokenizer):
         self._check_policy(on_invalid)
         self._check_bpe()
         h, d = self._decode_shape(horizon, action_dim)
-        n_coeff = h * d
+        n_coeff = self.n_coefficients(h) * d
         padded, lengths = pad_ids(ids)
         n = len(padded)
         known = (padded >= 0) & (padded < self._n_vocab)
@@ -184,7 +178,7 @@ class FASTTokenizer(ActionTokenizer):
             bad = int(np.flatnonzero(~valid)[0])
             raise InvalidTokensError(
                 f"sequence {bad} is not a valid FAST encoding: it decodes to {int(n_chars[bad])} symbols "
-                f"(expected {n_coeff} = H {h} x D {d}) "
+                f"(expected {n_coeff} for H {h} x D {d}) "
                 + ("with ids outside the vocabulary" if not ids_ok[bad] else "or symbols outside the fitted range")
             )
         coeff = np.zeros((n, n_coeff))
@@ -192,8 +186,23 @@ class FASTTokenizer(ActionTokenizer):
         coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
         if on_invalid == "zeros":
             coeff[~valid] = 0.0  # the inverse DCT of zeros is exactly zero, as the reference returns
-        out = idct(coeff.reshape(n, h, d) / self.scale, axis=1, norm="ortho")
+        out = self.inverse_transform(coeff / self.scale, h, d)
         return (out, valid) if return_valid else out
+
+    # ------------------------------------------------- the transform (a hook)
+    transform_name = "DCT"
+
+    def transform(self, chunks: np.ndarray) -> np.ndarray:
+        """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal)."""
+        return dct(chunks, axis=1, norm="ortho").reshape(len(chunks), -1)
+
+    def n_coefficients(self, horizon: int) -> int:
+        """Coefficients per dimension for a horizon (C)."""
+        return horizon
+
+    def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
+        """Coefficients `[N, C·D]` -> chunks `[N, H, D]`."""
+        return idct(coeff.reshape(len(coeff), horizon, action_dim), axis=1, norm="ortho")
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
         """FAST-specific bench metrics."""
@@ -223,7 +232,7 @@ class FASTTokenizer(ActionTokenizer):
 
     def _symbols(self, chunks: np.ndarray) -> tuple[np.ndarray, int]:
         """Chunks -> (code points `[N, H·D]` the BPE can encode, number of coefficients changed)."""
-        raw = dct_coefficients(chunks, self.scale) - self.min_token
+        raw = np.around(self.transform(chunks) * self.scale).astype(np.int64) - self.min_token
         codes = self._emit_code[np.clip(raw, 0, self.max_token - self.min_token)]
         return codes, int(np.count_nonzero(codes != raw))
 

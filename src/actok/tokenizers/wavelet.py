@@ -1,0 +1,81 @@
+"""Wavelet tokenizer: FAST with the DCT replaced by a discrete wavelet transform per dimension (PyWavelets).
+
+`wavedec` with periodization (an orthogonal transform for orthogonal wavelets, so the rounding error in the
+coefficients is the reconstruction error), coefficients ordered coarse to fine and scaled by `scale`, rounded,
+then the same byte-level BPE as FAST, with FAST's clipping and validity checks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pywt
+from tokenizers import Tokenizer
+
+from actok.errors import ActokError
+from actok.tokenizers.fast import TOKENIZER_FILE, FASTTokenizer
+
+MODE = "periodization"
+
+
+class WaveletTokenizer(FASTTokenizer):
+    """DWT + BPE.
+
+    Args:
+        wavelet: a PyWavelets discrete wavelet name (`pywt.wavelist(kind="discrete")`), e.g. haar, db2, db4, sym4.
+        level: decomposition levels (>= 1; deeper levels concentrate smooth chunks in fewer coefficients).
+        scale: multiplier applied to the coefficients before rounding.
+        vocab_size: BPE vocabulary size.
+    """
+
+    name = "wavelet"
+    transform_name = "wavelet"
+
+    def __init__(self, wavelet: str = "db2", level: int = 2, scale: float = 10.0, vocab_size: int = 1024):
+        super().__init__(scale=scale, vocab_size=vocab_size)
+        valid = pywt.wavelist(kind="discrete")
+        if wavelet not in valid:
+            raise ActokError(f"unknown wavelet {wavelet!r}; valid: {', '.join(valid[:12])}, ... (pywt.wavelist)")
+        if int(level) < 1:
+            raise ActokError(f"level must be >= 1, got {level}")
+        self.wavelet, self.level = wavelet, int(level)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"wavelet": self.wavelet, "level": self.level, "scale": self.scale, "vocab_size": self._vocab_size}
+
+    def _decompose(self, chunks: np.ndarray) -> list[np.ndarray]:
+        with warnings.catch_warnings():  # "level too high: boundary effects" does not apply to periodization
+            warnings.simplefilter("ignore", UserWarning)
+            return pywt.wavedec(chunks, self.wavelet, mode=MODE, level=self.level, axis=1)
+
+    def transform(self, chunks: np.ndarray) -> np.ndarray:
+        return np.concatenate(self._decompose(chunks), axis=1).reshape(len(chunks), -1)
+
+    def n_coefficients(self, horizon: int) -> int:
+        return sum(c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1))))
+
+    def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
+        sizes = [c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1)))]
+        parts = np.split(coeff.reshape(len(coeff), -1, action_dim), np.cumsum(sizes)[:-1], axis=1)
+        return pywt.waverec(parts, self.wavelet, mode=MODE, axis=1)[:, :horizon]
+
+    # A wavelet folder is an actok folder (the Hub FAST processor only knows the DCT).
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        self._check_bpe()
+        self.bpe.save(str(directory / TOKENIZER_FILE))
+        return {"min_token": self.min_token, "max_token": self.max_token}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        path = directory / TOKENIZER_FILE
+        if not path.is_file():
+            raise ActokError(f"{directory} is not a complete wavelet tokenizer: the file {TOKENIZER_FILE} is missing")
+        self.bpe = Tokenizer.from_file(str(path))
+        self.min_token, self.max_token = int(state["min_token"]), int(state["max_token"])
+        self._prepare()
+
+    @classmethod
+    def load(cls, directory: str | Path) -> WaveletTokenizer:
+        return super(FASTTokenizer, cls).load(directory)  # the generic actok loader, not FAST's Hub-folder one
