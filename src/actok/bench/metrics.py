@@ -45,3 +45,50 @@ def jerk_metrics(original: np.ndarray, decoded: np.ndarray) -> dict:
         "mean_abs_jerk_decoded": jd,
         "jerk_ratio": jd / jo if jo > 0 else None,
     }
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum()) if len(p) else 0.0
+
+
+def token_statistics(ids: list[list[int]], vocab_size: int, n_least_used: int = 10) -> dict:
+    """Information content of the token stream (pooled over the evaluated chunks):
+    - `token_entropy_bits`: empirical entropy of one token, and `entropy_coded_bits_per_chunk` (mean tokens x
+      that entropy: what an ideal coder of independent tokens would spend, vs `bits_per_chunk`);
+    - `conditional_entropy_bits`: entropy of a token given the previous one in its chunk (the marginal
+      information an autoregressive model gets per token);
+    - `vocab_utilization` (distinct ids used / vocab_size), `unused_token_count`, and the `least_used_tokens`
+      among those used, as [id, count] pairs."""
+    flat = np.fromiter((t for s in ids for t in s), dtype=np.int64)
+    counts = np.bincount(flat[(flat >= 0) & (flat < vocab_size)], minlength=vocab_size)
+    entropy = _entropy_bits(counts)
+    pairs = np.array([(a, b) for s in ids for a, b in zip(s[:-1], s[1:], strict=True)], dtype=np.int64).reshape(-1, 2)
+    if len(pairs):
+        _, joint = np.unique(pairs, axis=0, return_counts=True)
+        _, previous = np.unique(pairs[:, 0], return_counts=True)
+        conditional = _entropy_bits(joint) - _entropy_bits(previous)
+    else:
+        conditional = None
+    used = np.flatnonzero(counts)
+    least = used[np.argsort(counts[used], kind="stable")][:n_least_used]
+    return {
+        "token_entropy_bits": entropy,
+        "entropy_coded_bits_per_chunk": entropy * float(np.mean([len(s) for s in ids])),
+        "conditional_entropy_bits": conditional,
+        "vocab_utilization": float(len(used) / vocab_size),
+        "unused_token_count": int(vocab_size - len(used)),
+        "least_used_tokens": [[int(t), int(counts[t])] for t in least],
+    }
+
+
+def corrupt_tokens(ids: list[list[int]], fraction: float, vocab_size: int, seed: int = 0) -> list[list[int]]:
+    """Replace each token with probability `fraction` by a uniformly random id in [0, vocab_size)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in ids:
+        arr = np.asarray(s, dtype=np.int64)
+        hit = rng.random(len(arr)) < fraction
+        arr[hit] = rng.integers(0, vocab_size, int(hit.sum()))
+        out.append(arr.tolist())
+    return out

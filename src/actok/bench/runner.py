@@ -13,9 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from actok.bench.metrics import jerk_metrics, reconstruction_metrics, token_length_metrics
+from actok.bench.metrics import (
+    corrupt_tokens,
+    jerk_metrics,
+    reconstruction_metrics,
+    token_length_metrics,
+    token_statistics,
+)
 from actok.data.pipeline import ChunkSet
 from actok.tokenizers.base import ActionTokenizer
+
+NOISE_FRACTIONS = (0.01, 0.05)  # share of tokens replaced by random ids in the robustness metrics
 
 
 def evaluation_split(chunks: ChunkSet) -> tuple[str, np.ndarray, np.ndarray]:
@@ -81,6 +89,18 @@ def benchmark_tokenizer(
         "num_train_chunks": len(chunks.train),
         "num_holdout_chunks": len(chunks.holdout),
     }
+    metrics.update(token_statistics(ids, tokenizer.vocab_size))
+    clean_rmse = metrics["reconstruction_rmse"]
+    for fraction in NOISE_FRACTIONS:  # robustness of decoding to a model's wrong tokens
+        noisy, noisy_valid = tokenizer.decode(
+            corrupt_tokens(ids, fraction, tokenizer.vocab_size, seed),
+            horizon=chunks.horizon,
+            action_dim=len(chunks.encoded_dims),
+            return_valid=True,
+        )
+        tag = f"noise_{round(fraction * 100)}pct"
+        metrics[f"{tag}_rmse_increase"] = float(np.sqrt(np.mean((noisy - original) ** 2)) - clean_rmse)
+        metrics[f"{tag}_invalid_decode_fraction"] = float(1.0 - noisy_valid.mean())
     extra = getattr(tokenizer, "extra_metrics", None)
     if callable(extra):
         metrics.update(extra(original, ids))
