@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -63,7 +65,7 @@ def token_statistics(ids: list[list[int]], vocab_size: int, n_least_used: int = 
     flat = np.fromiter((t for s in ids for t in s), dtype=np.int64)
     counts = np.bincount(flat[(flat >= 0) & (flat < vocab_size)], minlength=vocab_size)
     entropy = _entropy_bits(counts)
-    pairs = np.array([(a, b) for s in ids for a, b in zip(s[:-1], s[1:], strict=True)], dtype=np.int64).reshape(-1, 2)
+    pairs = np.array([(a, b) for s in ids for a, b in itertools.pairwise(s)], dtype=np.int64).reshape(-1, 2)
     if len(pairs):
         _, joint = np.unique(pairs, axis=0, return_counts=True)
         _, previous = np.unique(pairs[:, 0], return_counts=True)
