@@ -188,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------- helpers
-def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor parameters for tokenizer `name` from the flags it accepts."""
+def _tokenizer_params(name: str, args: argparse.Namespace, others: list[str] | None = None) -> dict[str, Any]:
+    """Constructor parameters for tokenizer `name` from the flags it accepts. With several tokenizers
+    (`others`), a `--tokenizer-param` goes to those that accept it and must be accepted by at least one."""
     accepted = constructor_parameters(name)
     params: dict[str, Any] = {}
     for key in PARAM_FLAGS:
@@ -198,9 +199,15 @@ def _tokenizer_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
             params[key] = value
     for item in args.tokenizer_param:
         key, sep, raw = item.partition("=")
+        if sep and key not in accepted and any(key in constructor_parameters(o) for o in others or []):
+            continue  # meant for another of the tokenizers benchmarked together
         if not sep or key not in accepted:
-            valid = ", ".join(accepted)
-            raise ActokError(f"bad --tokenizer-param {item!r}: expected KEY=VALUE with KEY one of {valid}")
+            names = sorted({name, *(others or [])})
+            valid = ", ".join(dict.fromkeys(k for n in names for k in constructor_parameters(n)))
+            raise ActokError(
+                f"bad --tokenizer-param {item!r}: expected KEY=VALUE with KEY one of {valid} "
+                f"(parameters of {', '.join(names)})"
+            )
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -438,7 +445,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         core = [n for n in available_tokenizers() if not tokenizer_extra(n)]
         spec = args.tokenizer or ",".join(core)
         names = _parse_tokenizer_names(",".join(available_tokenizers()) if spec.strip() == "all" else spec)
-        entries = [(n, _tokenizer_params(n, args), None) for n in names]
+        entries = [(n, _tokenizer_params(n, args, names), None) for n in names]
         for n, params, _ in entries:
             create_tokenizer(n, **params)  # fail on bad parameters before any work
     config = _chunk_config(args, BENCH_ENCODED_DIMS, saved)
