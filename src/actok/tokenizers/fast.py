@@ -161,17 +161,7 @@ class FASTTokenizer(ActionTokenizer):
         known = (padded >= 0) & (padded < self._n_vocab)
         known |= np.arange(padded.shape[1]) >= lengths[:, None]
         ids_ok = known.all(axis=1)
-        # Rebuilt from the validated int64 array, so whatever the caller passed (floats, numpy ints, unknown
-        # ids) reaches the BPE library as in-vocabulary Python ints.
-        sequences = [
-            row[: int(k)][known_row[: int(k)]].tolist()
-            for row, k, known_row in zip(padded, lengths, known, strict=True)
-        ]
-        texts = self.bpe.decode_batch(sequences, skip_special_tokens=False)
-        n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
-        symbols = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64)
-        row = np.repeat(np.arange(n), n_chars)
-        pos = np.arange(len(symbols)) - np.repeat(np.cumsum(n_chars) - n_chars, n_chars)
+        n_chars, row, pos, symbols = self._symbols_of(padded, lengths, known)
         in_range = symbols <= self.max_token - self.min_token
         valid = ids_ok & (n_chars == n_coeff) & (np.bincount(row[~in_range], minlength=n) == 0)
         if on_invalid == "raise" and not valid.all():
@@ -181,13 +171,54 @@ class FASTTokenizer(ActionTokenizer):
                 f"(expected {n_coeff} for H {h} x D {d}) "
                 + ("with ids outside the vocabulary" if not ids_ok[bad] else "or symbols outside the fitted range")
             )
-        coeff = np.zeros((n, n_coeff))
-        keep = pos < n_coeff
-        coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
+        if valid.all():  # the common case: every row holds exactly n_coeff symbols, in row order
+            coeff = (symbols + self.min_token).reshape(n, n_coeff).astype(np.float64)
+        else:
+            coeff = np.zeros((n, n_coeff))
+            keep = pos < n_coeff
+            coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
         if on_invalid == "zeros":
             coeff[~valid] = 0.0  # the inverse DCT of zeros is exactly zero, as the reference returns
         out = self.inverse_transform(coeff / self.scale, h, d)
         return (out, valid) if return_valid else out
+
+    def _symbols_of(
+        self, padded: np.ndarray, lengths: np.ndarray, known: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Ids -> code points: (count per row, row and position of each code point, the code points).
+
+        Rows made only of tokens that are whole UTF-8 characters (nearly all) go through a per-token table,
+        vectorized over the batch; the rest (unknown ids, tokens holding part of a character) through the BPE
+        library's byte-level decoder, whose lossy UTF-8 handling they need. Both give what the library gives."""
+        n, width = padded.shape
+        present = np.arange(width) < lengths[:, None]
+        safe = np.where(present & known, padded, 0)
+        table_rows = known.all(axis=1) & (self._token_whole[safe] | ~present).all(axis=1)
+        tokens = safe[table_rows][present[table_rows]]
+        token_row = np.repeat(np.flatnonzero(table_rows), lengths[table_rows])
+        per_token = self._token_length[tokens]
+        ends = np.cumsum(per_token)
+        gather = np.repeat(self._token_start[tokens] - (ends - per_token), per_token) + np.arange(
+            int(ends[-1]) if len(ends) else 0
+        )
+        rows, symbols = [np.repeat(token_row, per_token)], [self._token_points[gather]]
+        slow = np.flatnonzero(~table_rows)
+        if len(slow):
+            # Rebuilt from the validated int64 array, so whatever the caller passed (floats, numpy ints,
+            # unknown ids) reaches the BPE library as in-vocabulary Python ints.
+            texts = self.bpe.decode_batch(
+                [padded[i, : lengths[i]][known[i, : lengths[i]]].tolist() for i in slow], skip_special_tokens=False
+            )
+            counts = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(slow))
+            rows.append(np.repeat(slow, counts))
+            symbols.append(np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64))
+        row, symbol = np.concatenate(rows), np.concatenate(symbols)
+        if len(slow):
+            order = np.argsort(row, kind="stable")  # table rows and library rows interleave back in row order
+            row, symbol = row[order], symbol[order]
+        n_chars = np.bincount(row, minlength=n)
+        pos = np.arange(len(row)) - np.repeat(np.cumsum(n_chars) - n_chars, n_chars)
+        return n_chars, row, pos, symbol
 
     # ------------------------------------------------- the transform (a hook)
     transform_name = "DCT"
@@ -229,6 +260,20 @@ class FASTTokenizer(ActionTokenizer):
         left, right = ok[np.maximum(nearest - 1, 0)], ok[nearest]
         self._emit_code = np.where(np.abs(codes - left) <= np.abs(right - codes), left, right)
         self._emit_code[emit] = codes[emit]
+        # Decode table: the code points of every token that is a sequence of whole UTF-8 characters.
+        inverse = {symbol: b for b, symbol in enumerate(byte_symbols())}
+        points, starts, sizes = [], np.zeros(self._n_vocab, np.int64), np.zeros(self._n_vocab, np.int64)
+        whole, offset = np.zeros(self._n_vocab, dtype=bool), 0
+        for token, i in vocab.items():
+            try:
+                text = bytes(inverse[c] for c in token).decode("utf-8")
+            except (KeyError, UnicodeDecodeError):
+                continue  # part of a character (or not byte-level): decoded by the library
+            whole[i], starts[i], sizes[i] = True, offset, len(text)
+            points.append(text)
+            offset += len(text)
+        self._token_whole, self._token_start, self._token_length = whole, starts, sizes
+        self._token_points = np.frombuffer("".join(points).encode("utf-32-le"), dtype="<u4").astype(np.int64)
 
     def _symbols(self, chunks: np.ndarray) -> tuple[np.ndarray, int]:
         """Chunks -> (code points `[N, H·D]` the BPE can encode, number of coefficients changed)."""
