@@ -299,3 +299,38 @@ def test_console_script_and_module_entry_point(pusht, tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_bench_sweep_over_grids_and_datasets(tmp_path, capsys):
+    roots = [str(dataset_root("pusht")), str(dataset_root("robosuite_panda"))]
+    out = tmp_path / "sweep"
+    args = ["bench", "--root", roots[0], "--root", roots[1], "--output-dir", str(out)]
+    args += ["--sweep", "fast:scale=2,5", "--sweep", "bspline:n_control_points=4,6;degree=2,3"]
+    assert main(args) == 0
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    assert len(results) == 2 * (2 + 4)
+    cells = {
+        (r["config"]["repo_id"], r["config"]["tokenizer"], json.dumps(r["config"]["tokenizer_params"], sort_keys=True))
+        for r in results
+    }
+    assert len(cells) == 12  # every (dataset, tokenizer, parameters) once
+    scales = sorted(r["config"]["tokenizer_params"]["scale"] for r in results if r["config"]["tokenizer"] == "fast")
+    assert scales == [2.0, 2.0, 5.0, 5.0]
+    printed = capsys.readouterr().out
+    assert "fast-scale2" in printed and "bspline-degree2-n_control_points4" in printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sweep", "fast"], "expected NAME:KEY=V1,V2"),
+        (["--sweep", "fast:nope=1,2"], "'nope=1,2' is not KEY=V1,V2 with KEY one of scale, vocab_size"),
+        (["--sweep", "nosuch:scale=1"], "unknown tokenizer 'nosuch'"),
+        (["--root", "a", "--root", "b", "--repo-id", "x"], "2 --root but 1 --repo-id"),
+    ],
+)
+def test_bench_bad_sweeps_are_one_line_errors(args, message, tmp_path, capsys):
+    assert main(["bench", *args, "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

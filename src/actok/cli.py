@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import json
 import shutil
 import sys
@@ -72,9 +73,13 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     parser.add_argument(*options, dest=snake, **kwargs)
 
 
-def _dataset_flags(p: argparse.ArgumentParser, sample_fraction: float) -> None:
-    _flag(p, "repo_id", help="LeRobot dataset repo id, e.g. lerobot/pusht (looked up in the local cache)")
-    _flag(p, "root", help="dataset folder (a LeRobot dataset root); overrides the cache lookup")
+def _dataset_flags(p: argparse.ArgumentParser, sample_fraction: float, several: bool = False) -> None:
+    more = {"action": "append", "default": None} if several else {}
+    again = " (repeatable: several datasets, paired in order with --root)" if several else ""
+    _flag(
+        p, "repo_id", help=f"LeRobot dataset repo id, e.g. lerobot/pusht (looked up in the local cache){again}", **more
+    )
+    _flag(p, "root", help=f"dataset folder (a LeRobot dataset root); overrides the cache lookup{again}", **more)
     _flag(p, "action_horizon", type=int, default=None, help="steps per chunk (default 10)")
     _flag(p, "encoded_dims", default=None, help="dims to encode as python slices, e.g. 0:6,7:14")
     _flag(p, "delta_dims", default=None, help="dims made relative to the state at the chunk's first frame")
@@ -151,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark tokenizers on a dataset",
         description="Benchmark tokenizers on held-out episodes; writes one results JSON per tokenizer.",
     )
-    _dataset_flags(bench, sample_fraction=0.2)
+    _dataset_flags(bench, sample_fraction=0.2, several=True)
     _flag(bench, "action_tokenizer_path", default=None, help="a saved tokenizer folder to benchmark")
     _flag(
         bench,
@@ -161,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         "that needs no optional extra: " + ", ".join(n for n in available_tokenizers() if not tokenizer_extra(n)) + ")",
     )
     _tokenizer_flags(bench)
+    _flag(
+        bench,
+        "sweep",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=V1,V2[;KEY2=...]",
+        help="a parameter grid for one tokenizer, e.g. 'fast:scale=2,5,10' (repeatable; every combination is a cell)",
+    )
     _flag(
         bench,
         "max_chunks_for_reconstruction",
@@ -208,10 +221,7 @@ def _tokenizer_params(name: str, args: argparse.Namespace, others: list[str] | N
                 f"bad --tokenizer-param {item!r}: expected KEY=VALUE with KEY one of {valid} "
                 f"(parameters of {', '.join(names)})"
             )
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+        params[key] = _json_value(raw)
     return params
 
 
@@ -233,6 +243,76 @@ def _dataset(args: argparse.Namespace, allow_bundled: bool) -> tuple[LeRobotData
     root = resolve_dataset_root(args.repo_id, args.root)
     repo_id = args.repo_id or root.name
     return LeRobotDatasetReader(root, repo_id), repo_id
+
+
+def _datasets(args: argparse.Namespace) -> list[tuple[LeRobotDatasetReader, str]]:
+    """Bench's datasets: repeated --root and/or --repo-id (paired in order when both are repeated)."""
+    roots, repo_ids = args.root or [], args.repo_id or []
+    if not roots and not repo_ids:
+        return [_dataset(argparse.Namespace(root=None, repo_id=None), allow_bundled=True)]
+    if roots and repo_ids and len(roots) != len(repo_ids):
+        raise ActokError(
+            f"{len(roots)} --root but {len(repo_ids)} --repo-id: give one --repo-id per --root (they pair in order), "
+            "or only one kind"
+        )
+    n = max(len(roots), len(repo_ids))
+    return [
+        _dataset(argparse.Namespace(root=roots[i] if roots else None, repo_id=repo_ids[i] if repo_ids else None), True)
+        for i in range(n)
+    ]
+
+
+def _split_values(text: str) -> list[str]:
+    """'2,5,[8,5,5]' -> ['2', '5', '[8,5,5]']: commas inside brackets belong to the value."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    return [v.strip() for v in [*out, current] if v.strip()]
+
+
+def _sweep_cells(spec: str, args: argparse.Namespace, others: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """'fast:scale=2,5;vocab_size=512,1024' -> one (name, params) per combination (on top of the flags)."""
+    name, sep, grid = spec.partition(":")
+    name = name.strip()
+    if not sep or not grid.strip():
+        raise ActokError(f"bad --sweep {spec!r}: expected NAME:KEY=V1,V2[;KEY2=...], e.g. 'fast:scale=2,5,10'")
+    get_tokenizer_class(name)
+    accepted = constructor_parameters(name)
+    axes: list[tuple[str, list[Any]]] = []
+    for part in grid.split(";"):
+        key, eq, values = part.partition("=")
+        key = key.strip()
+        if not eq or key not in accepted or not _split_values(values):
+            raise ActokError(
+                f"bad --sweep {spec!r}: {part.strip()!r} is not KEY=V1,V2 with KEY one of {', '.join(accepted)}"
+            )
+        axes.append((key, [_json_value(v) for v in _split_values(values)]))
+    base = _tokenizer_params(name, args, others)
+    return [
+        (name, {**base, **dict(zip([k for k, _ in axes], combo, strict=True))})
+        for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def _json_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _cell_label(name: str, params: dict[str, Any], swept: bool) -> str:
+    if not swept:
+        return name
+    return name + "".join(f"-{k}{json.dumps(v).replace(' ', '')}" for k, v in sorted(params.items()))
 
 
 def _chunk_config(args: argparse.Namespace, default_dims: str, saved: dict | None = None) -> ChunkConfig:
@@ -431,8 +511,8 @@ def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from actok.bench import benchmark_tokenizer, comparison_table, results_filename, write_result
 
-    if args.action_tokenizer_path and args.tokenizer:
-        raise ActokError("pass either --action-tokenizer-path or --tokenizer, not both")
+    if args.action_tokenizer_path and (args.tokenizer or args.sweep):
+        raise ActokError("pass either --action-tokenizer-path or --tokenizer/--sweep, not both")
     if args.max_chunks_for_reconstruction < 1:
         raise ActokError(f"max_chunks_for_reconstruction must be >= 1, got {args.max_chunks_for_reconstruction}")
     saved = None
@@ -440,21 +520,79 @@ def cmd_bench(args: argparse.Namespace) -> int:
         path = Path(args.action_tokenizer_path)
         loaded = load_tokenizer(path)
         saved = _saved_pipeline(path)
-        entries = [(loaded.name, None, loaded)]
+        entries = [(loaded.name, loaded.name, None, loaded)]
     else:
-        core = [n for n in available_tokenizers() if not tokenizer_extra(n)]
-        spec = args.tokenizer or ",".join(core)
-        names = _parse_tokenizer_names(",".join(available_tokenizers()) if spec.strip() == "all" else spec)
-        entries = [(n, _tokenizer_params(n, args, names), None) for n in names]
-        for n, params, _ in entries:
-            create_tokenizer(n, **params)  # fail on bad parameters before any work
+        names: list[str] = []
+        if args.tokenizer or not args.sweep:
+            core = [n for n in available_tokenizers() if not tokenizer_extra(n)]
+            spec = args.tokenizer or ",".join(core)
+            names = _parse_tokenizer_names(",".join(available_tokenizers()) if spec.strip() == "all" else spec)
+        everyone = names + [sweep.partition(":")[0].strip() for sweep in args.sweep]
+        entries = [(n, n, _tokenizer_params(n, args, everyone), None) for n in names]
+        for sweep in args.sweep:
+            entries += [(n, _cell_label(n, p, True), p, None) for n, p in _sweep_cells(sweep, args, everyone)]
+        for name, _, params, _ in entries:
+            create_tokenizer(name, **params)  # fail on bad parameters before any work
     config = _chunk_config(args, BENCH_ENCODED_DIMS, saved)
     config.validate()
-    reader, repo_id = _dataset(args, allow_bundled=True)
+    datasets = _datasets(args)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(entries) * len(datasets), desc="bench", disable=len(entries) * len(datasets) < 2, file=sys.stderr
+    )
+    for reader, repo_id in datasets:
+        chunks = _bench_chunks(reader, config, saved, args.force)
+        for note in chunks.notes:
+            print(f"note: {note}")
+        split = "held-out" if len(chunks.holdout) else "training"
+        print(
+            f"Benchmarking {len(entries)} tokenizer(s) on {repo_id}: H={chunks.horizon}, "
+            f"dims {dims_to_spec(chunks.encoded_dims)}, {chunks.normalizer.mode.value}, scoring {split} episodes "
+            f"({len(chunks.holdout_episodes) or len(chunks.train_episodes)} episodes)"
+        )
+        rows = []
+        for name, label, params, tokenizer in entries:
+            bar.set_postfix_str(f"{repo_id} {label}")
+            if params is not None:
+                tokenizer = create_tokenizer(name, **params).fit(chunks.train)
+            metrics = benchmark_tokenizer(tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed)
+            result = {
+                "config": {
+                    **chunks.config_dict(),
+                    "repo_id": repo_id,
+                    "root": str(reader.root),
+                    "action_tokenizer_path": args.action_tokenizer_path,
+                    "tokenizer": name,
+                    "tokenizer_params": tokenizer.get_params(),
+                    "max_chunks_for_reconstruction": args.max_chunks_for_reconstruction,
+                    "output_dir": args.output_dir,
+                    "normalization": chunks.normalizer.to_dict(),
+                    "normalization_stats_source": chunks.stats_source,
+                    "holdout_episodes": chunks.holdout_episodes,
+                    "actok_version": __version__,
+                },
+                "metrics": metrics,
+            }
+            filename = results_filename(repo_id, label if len(entries) > 1 else None)
+            path = write_result(args.output_dir, filename, result)
+            rows.append({"name": label, "metrics": metrics, "path": path})
+            bar.update()
+        bar.clear()
+        print()
+        print(comparison_table(rows))
+        print()
+        for row in rows:
+            print(f"Results written to {row['path']}")
+    bar.close()
+    return 0
+
+
+def _bench_chunks(reader: LeRobotDatasetReader, config: ChunkConfig, saved: dict | None, force: bool) -> ChunkSet:
     chunks = build_chunks(reader, config)
     if saved is not None:
         problems = _pipeline_mismatches(saved, chunks)
-        if problems and not args.force:
+        if problems and not force:
             raise ActokError(
                 f"the saved tokenizer's pipeline differs from the requested one ({'; '.join(problems)}); pass --force to benchmark anyway"
             )
@@ -467,48 +605,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 normalizer.normalize(chunks.train_raw),
                 normalizer.normalize(chunks.holdout_raw),
             )
-
-    for note in chunks.notes:
-        print(f"note: {note}")
-    split = "held-out" if len(chunks.holdout) else "training"
-    print(
-        f"Benchmarking {len(entries)} tokenizer(s) on {repo_id}: H={chunks.horizon}, "
-        f"dims {dims_to_spec(chunks.encoded_dims)}, {chunks.normalizer.mode.value}, scoring {split} episodes "
-        f"({len(chunks.holdout_episodes) or len(chunks.train_episodes)} episodes)"
-    )
-    from tqdm.auto import tqdm
-
-    rows = []
-    for name, params, tokenizer in tqdm(entries, desc="tokenizers", disable=len(entries) < 2, file=sys.stderr):
-        if tokenizer is None:
-            tokenizer = create_tokenizer(name, **params).fit(chunks.train)
-        metrics = benchmark_tokenizer(tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed)
-        result = {
-            "config": {
-                **chunks.config_dict(),
-                "repo_id": repo_id,
-                "root": str(reader.root),
-                "action_tokenizer_path": args.action_tokenizer_path,
-                "tokenizer": name,
-                "tokenizer_params": tokenizer.get_params(),
-                "max_chunks_for_reconstruction": args.max_chunks_for_reconstruction,
-                "output_dir": args.output_dir,
-                "normalization": chunks.normalizer.to_dict(),
-                "normalization_stats_source": chunks.stats_source,
-                "holdout_episodes": chunks.holdout_episodes,
-                "actok_version": __version__,
-            },
-            "metrics": metrics,
-        }
-        filename = results_filename(repo_id, name if len(entries) > 1 else None)
-        path = write_result(args.output_dir, filename, result)
-        rows.append({"name": name, "metrics": metrics, "path": path})
-    print()
-    print(comparison_table(rows))
-    print()
-    for row in rows:
-        print(f"Results written to {row['path']}")
-    return 0
+    return chunks
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
