@@ -1,4 +1,4 @@
-"""Command line: `actok train`, `actok bench`, `actok casestudy`.
+"""Command line: `actok train`, `actok bench`, `actok report`, `actok casestudy`.
 
 Every flag accepts both spellings (`--repo-id` / `--repo_id`) and both forms (`--flag value` / `--flag=value`);
 booleans are a bare flag or take true/false. A user mistake prints one line on stderr and exits with code 2.
@@ -189,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="benchmark a saved tokenizer even if its pipeline differs",
     )
+
+    report = sub.add_parser(
+        "report",
+        help="report.md + report.html from bench result JSON files",
+        description="Read bench result JSON files (never re-runs anything) and write report.md and a "
+        "self-contained report.html: comparison table, rate-distortion plot with Pareto frontier and the "
+        "reverse water-filling bound, token-length histograms, per-dimension error, timings.",
+    )
+    report.add_argument("results_dir", help="folder with bench result JSON files")
+    _flag(report, "output_dir", default=None, help="where to write the report (default: the results folder)")
+    _flag(report, "overwrite", boolean=True, default=False, help="replace an existing report")
 
     casestudy = sub.add_parser(
         "casestudy",
@@ -608,6 +619,16 @@ def _bench_chunks(reader: LeRobotDatasetReader, config: ChunkConfig, saved: dict
     return chunks
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from actok.bench.report import write_report
+
+    md, page = write_report(
+        Path(args.results_dir), Path(args.output_dir) if args.output_dir else None, overwrite=args.overwrite
+    )
+    print(f"wrote {md}\nwrote {page}")
+    return 0
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     sys.stderr.write(f"warning: {message}\n")
 
@@ -620,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     warnings.showwarning = _show_warning
     try:
-        return {"train": cmd_train, "bench": cmd_bench, "casestudy": cmd_casestudy}[args.command](args)
+        return {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "casestudy": cmd_casestudy}[args.command](
+            args
+        )
     except ActokError as exc:
         sys.stderr.write(f"actok {args.command}: error: {exc}\n")
         return 2

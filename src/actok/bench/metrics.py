@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from scipy.fft import dct
 
 
 def reconstruction_metrics(original: np.ndarray, decoded: np.ndarray, prefix: str = "") -> dict:
@@ -94,3 +95,22 @@ def corrupt_tokens(ids: list[list[int]], fraction: float, vocab_size: int, seed:
         arr[hit] = rng.integers(0, vocab_size, int(hit.sum()))
         out.append(arr.tolist())
     return out
+
+
+def dct_coefficient_variances(chunks: np.ndarray) -> np.ndarray:
+    """Variance over chunks of every orthonormal DCT-II coefficient (along time), `[H·D]`, frequency-major."""
+    return dct(np.asarray(chunks, dtype=np.float64), axis=1, norm="ortho").reshape(len(chunks), -1).var(axis=0)
+
+
+def reverse_water_filling(variances: np.ndarray, n_points: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian rate-distortion bound for independent components with these variances: (RMSE per element,
+    bits per chunk) along the curve. Each component gets distortion min(theta, variance) and
+    max(0, log2(variance / theta) / 2) bits; sweeping theta traces the bound."""
+    var = np.asarray(variances, dtype=np.float64)
+    var = var[var > 0]
+    if not len(var):
+        return np.zeros(0), np.zeros(0)
+    thetas = np.geomspace(var.max(), var.max() * 1e-8, n_points)
+    distortion = np.minimum(thetas[:, None], var[None, :]).sum(axis=1) / len(variances)
+    bits = np.maximum(0.0, 0.5 * np.log2(var[None, :] / thetas[:, None])).sum(axis=1)
+    return np.sqrt(distortion), bits

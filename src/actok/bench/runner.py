@@ -15,6 +15,7 @@ import numpy as np
 
 from actok.bench.metrics import (
     corrupt_tokens,
+    dct_coefficient_variances,
     jerk_metrics,
     reconstruction_metrics,
     token_length_metrics,
@@ -90,6 +91,10 @@ def benchmark_tokenizer(
         "num_holdout_chunks": len(chunks.holdout),
     }
     metrics.update(token_statistics(ids, tokenizer.vocab_size))
+    lengths, counts = np.unique([len(s) for s in ids], return_counts=True)
+    metrics["token_length_counts"] = [[int(a), int(b)] for a, b in zip(lengths, counts, strict=True)]
+    # For the report's rate-distortion bound: variances of the training chunks' DCT coefficients.
+    metrics["train_dct_coefficient_variances"] = dct_coefficient_variances(chunks.train).tolist()
     clean_rmse = metrics["reconstruction_rmse"]
     for fraction in NOISE_FRACTIONS:  # robustness of decoding to a model's wrong tokens
         noisy, noisy_valid = tokenizer.decode(
