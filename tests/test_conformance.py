@@ -20,13 +20,15 @@ RMSE_BOUND = {
     "quantile-binning": 0.005,
     "bspline": 0.015,
     "wavelet": 0.05,
+    "klt": 0.05,
     "vqvae": 0.2,
     "rvq": 0.15,
     "fsq": 0.2,
 }
 FIT_PARAMS = {name: {"max_epochs": 25, "progress": False} for name in ("vqvae", "rvq", "fsq")}
-# Learned tokenizers run float32 matrix products whose rounding may depend on the batch size.
-DECODE_ATOL = {name: 1e-5 for name in FIT_PARAMS}
+# Matrix products (float32 for the learned tokenizers, float64 for klt's basis) may round differently with the
+# batch size.
+DECODE_ATOL = {**{name: 1e-5 for name in FIT_PARAMS}, "klt": 1e-12}
 
 
 @pytest.fixture(scope="module", params=available_tokenizers())

@@ -18,6 +18,7 @@ _REGISTRY: dict[str, str] = {
     "quantile-binning": "actok.tokenizers.quantile_binning:QuantileBinningTokenizer",
     "bspline": "actok.tokenizers.bspline:BSplineTokenizer",
     "wavelet": "actok.tokenizers.wavelet:WaveletTokenizer",
+    "klt": "actok.tokenizers.klt:KLTTokenizer",
     "vqvae": "actok.tokenizers.vqvae:VQVAETokenizer",
     "rvq": "actok.tokenizers.rvq:RVQTokenizer",
     "fsq": "actok.tokenizers.fsq:FSQTokenizer",
