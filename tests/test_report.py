@@ -63,3 +63,48 @@ def test_report_from_bench_results(tmp_path, capsys):
     assert main(["report", str(results)]) == 2  # an existing report is not replaced silently
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "empty_or_missing")]) == 2
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    """Open the self-contained report in headless Chromium (when installed) and check the screenshot is a page."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine")
+    results = tmp_path / "r"
+    assert (
+        main(
+            [
+                "bench",
+                "--root",
+                str(dataset_root("pusht")),
+                "--tokenizer",
+                "binning,fast",
+                "--output-dir",
+                str(results),
+                "--report",
+            ]
+        )
+        == 0
+    )
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            (results / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (2000, 1200) and pixels[..., :3].std() > 0.05  # not a blank page

@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunks used for reconstruction and timing (default 500)",
     )
     _flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
+    _flag(bench, "report", boolean=True, default=False, help="also write report.md/report.html into --output-dir")
     _flag(
         bench,
         "force",
@@ -596,6 +597,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"Results written to {row['path']}")
     bar.close()
+    if args.report:
+        from actok.bench.report import write_report
+
+        md, page = write_report(Path(args.output_dir), overwrite=True)  # a report of this folder, refreshed
+        print(f"wrote {md}\nwrote {page}")
     return 0
 
 

@@ -137,6 +137,7 @@ def per_dimension_figure(results: list[dict], labels: list[str]) -> bytes:
     width = 0.8 / len(results)
     for i, (m, label) in enumerate(zip(mae, labels, strict=True)):
         ax.bar(np.arange(len(m)) + i * width, m, width=width, label=label)
+    ax.set_xticks(np.arange(n_dims) + 0.4 - width / 2, [str(i) for i in range(n_dims)], fontsize=7)
     ax.set_xlabel("encoded dimension")
     ax.set_ylabel("MAE (normalized units)")
     ax.set_yscale("log")
