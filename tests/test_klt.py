@@ -70,3 +70,17 @@ def test_bad_parameters_and_too_small_vocab(pusht_chunks):
         create_tokenizer("klt", deadzone=0.2)
     with pytest.raises(ActokError, match="vocab_size 8 is smaller than the coefficient range"):
         create_tokenizer("klt", vocab_size=8).fit(pusht_chunks.train)
+
+
+def test_shrinkage_endpoints(pusht_chunks):
+    from actok.tokenizers.klt import separable_basis, shrunk_klt_basis
+
+    x = pusht_chunks.train.reshape(len(pusht_chunks.train), -1)
+    centered = x - x.mean(axis=0)
+    prior = separable_basis(centered, 10, 2)
+    np.testing.assert_allclose(prior.T @ prior, np.eye(20), atol=1e-10)
+    full = shrunk_klt_basis(centered, 10, 2, 1.0)
+    # shrinkage 1: the basis diagonalizes the prior's variances, i.e. spans the same directions as the prior
+    np.testing.assert_allclose(np.abs(full.T @ prior).max(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ActokError, match="shrinkage 'auto' or in"):
+        create_tokenizer("klt", shrinkage=2)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.fft import idct
 from tokenizers import Tokenizer, models, trainers
 
 from actok.errors import ActokError, ActokWarning
@@ -36,6 +37,30 @@ BASIS_FILE = "klt_basis.npz"
 TOKENIZER_FILE = "tokenizer.json"
 
 
+def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
+    """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks: a structured transform with
+    only D x D parameters learned, well estimated from few chunks."""
+    dct_basis = idct(np.eye(horizon), axis=0, norm="ortho")  # columns: DCT-II basis vectors
+    per_step = centered.reshape(-1, action_dim)
+    variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(per_step, rowvar=False)))
+    return np.kron(dct_basis, vectors[:, np.argsort(variances)[::-1]])
+
+
+def shrunk_klt_basis(centered: np.ndarray, horizon: int, action_dim: int, shrinkage: float | str) -> np.ndarray:
+    """Eigenvectors (by decreasing variance) of the sample covariance of the flattened chunks, shrunk towards
+    its diagonal in the separable DCT ⊗ PCA basis. With few chunks per coefficient the sample covariance's
+    minor directions are noise that held-out chunks do not follow; `"auto"` uses H·D / (H·D + N)."""
+    n, m = centered.shape
+    alpha = m / (m + n) if shrinkage == "auto" else float(shrinkage)
+    cov = np.atleast_2d(np.cov(centered, rowvar=False))
+    if alpha > 0:
+        prior = separable_basis(centered, horizon, action_dim)
+        target_variances = np.einsum("ij,jk,ki->i", prior.T, cov, prior)
+        cov = (1 - alpha) * cov + alpha * (prior * target_variances) @ prior.T
+    variances, vectors = np.linalg.eigh(cov)
+    return vectors[:, np.argsort(variances)[::-1]]
+
+
 class KLTTokenizer(ActionTokenizer):
     """KLT + dead-zone quantization + end-of-block + BPE.
 
@@ -43,18 +68,24 @@ class KLTTokenizer(ActionTokenizer):
         scale: coefficients are multiplied by this before quantization (larger = finer, more tokens).
         vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 2).
         deadzone: half-width of the zero bin in quantization steps (0.5 = plain rounding).
+        shrinkage: weight of the separable DCT ⊗ PCA prior in the covariance the basis is computed from (0 = the
+            plain KLT, 1 = the separable transform, "auto" = H·D / (H·D + N)); for datasets with few chunks.
     """
 
     name = "klt"
 
-    def __init__(self, scale: float = 10.0, vocab_size: int = 1024, deadzone: float = 0.7):
+    def __init__(
+        self, scale: float = 10.0, vocab_size: int = 1024, deadzone: float = 0.7, shrinkage: float | str = 0.0
+    ):
         super().__init__()
-        if float(scale) <= 0 or int(vocab_size) < 4 or not 0.5 <= float(deadzone) < 1.5:
+        bad_shrinkage = shrinkage != "auto" and not (isinstance(shrinkage, int | float) and 0 <= shrinkage <= 1)
+        if float(scale) <= 0 or int(vocab_size) < 4 or not 0.5 <= float(deadzone) < 1.5 or bad_shrinkage:
             raise ActokError(
-                f"klt needs scale > 0, vocab_size >= 4 and 0.5 <= deadzone < 1.5 "
-                f"(got scale={scale}, vocab_size={vocab_size}, deadzone={deadzone})"
+                f"klt needs scale > 0, vocab_size >= 4, 0.5 <= deadzone < 1.5 and shrinkage 'auto' or in [0, 1] "
+                f"(got scale={scale}, vocab_size={vocab_size}, deadzone={deadzone}, shrinkage={shrinkage!r})"
             )
         self.scale, self._vocab_size, self.deadzone = float(scale), int(vocab_size), float(deadzone)
+        self.shrinkage = shrinkage if shrinkage == "auto" else float(shrinkage)
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
         self.low: int | None = None  # smallest / largest quantized coefficient seen in fit
@@ -66,7 +97,12 @@ class KLTTokenizer(ActionTokenizer):
         return self._vocab_size
 
     def get_params(self) -> dict[str, Any]:
-        return {"scale": self.scale, "vocab_size": self._vocab_size, "deadzone": self.deadzone}
+        return {
+            "scale": self.scale,
+            "vocab_size": self._vocab_size,
+            "deadzone": self.deadzone,
+            "shrinkage": self.shrinkage,
+        }
 
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
@@ -90,8 +126,7 @@ class KLTTokenizer(ActionTokenizer):
         self._set_shape(chunks)
         flat = chunks.reshape(n, -1)
         self.mean = flat.mean(axis=0)
-        variances, vectors = np.linalg.eigh(np.cov(flat - self.mean, rowvar=False).reshape(h * d, h * d))
-        self.basis = vectors[:, np.argsort(variances)[::-1]]
+        self.basis = shrunk_klt_basis(flat - self.mean, h, d, self.shrinkage)
         if n < h * d:
             warnings.warn(
                 f"klt fitted on {n} chunks for {h * d} coefficients: components past the {n}th are not learned "
