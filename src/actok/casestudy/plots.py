@@ -31,6 +31,7 @@ def _mse_axes(ax, records: list[dict]) -> None:
     ax.set_yscale("log")
     ax.set_xticks(sorted({r["sampling_rate"] for r in records}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("sampling rate H (samples per sequence)")
     ax.set_ylabel("held-out MSE (± s.e.)")
     ax.grid(True, which="both", alpha=0.3)
@@ -63,6 +64,9 @@ def plot_marginal_information(table: list[dict], path: Path) -> None:
     axes[2].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(sorted({r["sampling_rate"] for r in table}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("sampling rate H")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
