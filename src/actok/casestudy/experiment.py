@@ -79,21 +79,6 @@ def make_tokenizer(name: str) -> ActionTokenizer:
     return create_tokenizer(registry_name, **params)
 
 
-def resolve_device(spec: str) -> torch.device:
-    """`auto` -> CUDA when present, else CPU; `cpu`, `cuda`, `cuda:N` and `mps` are taken as given."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ActokError(f"unknown device {spec!r}; choose auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ActokError(f"device {spec!r} requested but CUDA is not available here; use --device auto or cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ActokError(f"device {spec!r} requested but MPS is not available here; use --device auto or cpu")
-    return device
-
-
 def _batch_tensors(ids: list[list[int]], eos: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token lists -> inputs `[N, L]` (EOS-padded) and targets `[N, L + 1]` (tokens, EOS, then -100)."""
     length = max(len(x) for x in ids)

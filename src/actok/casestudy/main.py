@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
             "the case study needs PyTorch: pip install 'actok[learned]' -c constraints.txt (pins the CPU build)"
         ) from None
     from actok.casestudy.data import conditioning_points, sample_splines, train_test_split
-    from actok.casestudy.experiment import TrainConfig, resolve_device, resolve_tokenizer_names, run_one
+    from actok.casestudy.experiment import TrainConfig, resolve_tokenizer_names, run_one
+    from actok.tokenizers.learned import resolve_device
 
     settings = _settings(args)
     names = resolve_tokenizer_names(args.tokenizers)
