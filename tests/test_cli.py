@@ -334,3 +334,13 @@ def test_bench_bad_sweeps_are_one_line_errors(args, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_bench_sweep_skips_a_cell_that_cannot_be_fitted(tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["bench", "--root", str(dataset_root("pusht")), "--sweep", "fast:scale=5,100000", "--output-dir", str(out)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "warning: skipped pusht fast-scale100000: vocab_size 1024 is smaller than" in captured.err
+    assert "1 cell(s) skipped" in captured.out
+    assert [json.loads(p.read_text())["config"]["tokenizer_params"]["scale"] for p in out.glob("*.json")] == [5.0]

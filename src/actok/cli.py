@@ -553,6 +553,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bar = tqdm(
         total=len(entries) * len(datasets), desc="bench", disable=len(entries) * len(datasets) < 2, file=sys.stderr
     )
+    skipped: list[str] = []
     for reader, repo_id in datasets:
         chunks = _bench_chunks(reader, config, saved, args.force)
         for note in chunks.notes:
@@ -567,7 +568,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for name, label, params, tokenizer in entries:
             bar.set_postfix_str(f"{repo_id} {label}")
             if params is not None:
-                tokenizer = create_tokenizer(name, **params).fit(chunks.train)
+                try:
+                    tokenizer = create_tokenizer(name, **params).fit(chunks.train)
+                except ActokError as exc:
+                    if len(entries) * len(datasets) == 1:
+                        raise
+                    # One cell of a comparison that cannot be fitted (e.g. a scale too fine for its vocabulary)
+                    # is reported and skipped; the others still run.
+                    skipped.append(f"{repo_id} {label}: {exc}")
+                    sys.stderr.write(f"warning: skipped {repo_id} {label}: {exc}\n")
+                    bar.update()
+                    continue
             metrics = benchmark_tokenizer(tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed)
             result = {
                 "config": {
@@ -592,11 +603,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bar.update()
         bar.clear()
         print()
-        print(comparison_table(rows))
+        print(comparison_table(rows) if rows else f"no results on {repo_id}: every cell was skipped")
         print()
         for row in rows:
             print(f"Results written to {row['path']}")
     bar.close()
+    if skipped:
+        print(f"{len(skipped)} cell(s) skipped:\n  " + "\n  ".join(skipped))
     if args.report:
         from actok.bench.report import write_report
 
