@@ -87,7 +87,7 @@ def test_save_load_needs_only_weights_and_config(rvq, pusht_chunks, tmp_path):
 
 def test_diagnostics(rvq, pusht_chunks):
     x = pusht_chunks.holdout
-    m = rvq.extra_metrics(x, rvq.encode(x))
+    m = rvq.extra_metrics(x, rvq.encode(x), rvq.decode(rvq.encode(x)))
     assert len(m["codebook_utilization"]) == 3 and all(0 < u <= 1 for u in m["codebook_utilization"])
     assert all(1 <= p <= 32 for p in m["codebook_perplexity"])
     assert m["dead_codes"] == [round(32 * (1 - u)) for u in m["codebook_utilization"]]

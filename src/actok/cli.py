@@ -522,6 +522,7 @@ def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from actok.bench import benchmark_tokenizer, comparison_table, results_filename, write_result
+    from actok.bench.metrics import dct_coefficient_variances
 
     if args.action_tokenizer_path and (args.tokenizer or args.sweep):
         raise ActokError("pass either --action-tokenizer-path or --tokenizer/--sweep, not both")
@@ -556,6 +557,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     skipped: list[str] = []
     for reader, repo_id in datasets:
         chunks = _bench_chunks(reader, config, saved, args.force)
+        dct_variances = dct_coefficient_variances(chunks.train)  # once per dataset, shared by its cells
         for note in chunks.notes:
             print(f"note: {note}")
         split = "held-out" if len(chunks.holdout) else "training"
@@ -579,7 +581,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     sys.stderr.write(f"warning: skipped {repo_id} {label}: {exc}\n")
                     bar.update()
                     continue
-            metrics = benchmark_tokenizer(tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed)
+            metrics = benchmark_tokenizer(
+                tokenizer, chunks, args.max_chunks_for_reconstruction, seed=args.seed, train_dct_variances=dct_variances
+            )
             result = {
                 "config": {
                     **chunks.config_dict(),

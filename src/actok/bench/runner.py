@@ -57,8 +57,12 @@ def benchmark_tokenizer(
     max_chunks: int | None = 500,
     seed: int = 0,
     timing_repeats: int = 3,
+    train_dct_variances: np.ndarray | None = None,
 ) -> dict:
     """Encode + decode a sample of the evaluation split; return the metrics dict.
+
+    `train_dct_variances` (the report's rate-distortion bound) depends on the chunks only: pass it when scoring
+    several tokenizers on the same chunks; it is computed here otherwise.
 
     Times are for batch calls divided by the number of chunks (seconds per chunk, best of `timing_repeats`).
     """
@@ -94,7 +98,9 @@ def benchmark_tokenizer(
     lengths, counts = np.unique([len(s) for s in ids], return_counts=True)
     metrics["token_length_counts"] = [[int(a), int(b)] for a, b in zip(lengths, counts, strict=True)]
     # For the report's rate-distortion bound: variances of the training chunks' DCT coefficients.
-    metrics["train_dct_coefficient_variances"] = dct_coefficient_variances(chunks.train).tolist()
+    if train_dct_variances is None:
+        train_dct_variances = dct_coefficient_variances(chunks.train)
+    metrics["train_dct_coefficient_variances"] = np.asarray(train_dct_variances).tolist()
     clean_rmse = metrics["reconstruction_rmse"]
     for fraction in NOISE_FRACTIONS:  # robustness of decoding to a model's wrong tokens
         noisy, noisy_valid = tokenizer.decode(
@@ -108,7 +114,7 @@ def benchmark_tokenizer(
         metrics[f"{tag}_invalid_decode_fraction"] = float(1.0 - noisy_valid.mean())
     extra = getattr(tokenizer, "extra_metrics", None)
     if callable(extra):
-        metrics.update(extra(original, ids))
+        metrics.update(extra(original, ids, decoded))  # tokenizer-specific diagnostics (learned codes, clipping)
     return metrics
 
 

@@ -48,6 +48,15 @@ def pad_ids(ids: Sequence[Sequence[int]], fill: int = -1) -> tuple[np.ndarray, n
     return out, lengths
 
 
+def fixed_length_ids(ids: Sequence[Sequence[int]], n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of a fixed-length tokenizer -> (`[N, n_tokens]` int64, cut or padded with -1, original lengths `[N]`)."""
+    padded, lengths = pad_ids(ids)
+    body = np.full((len(padded), n_tokens), -1, dtype=np.int64)
+    width = min(n_tokens, padded.shape[1])
+    body[:, :width] = padded[:, :width]
+    return body, lengths
+
+
 class ActionTokenizer(ABC):
     """Base class: subclasses set `name`, implement the abstract methods, and list their constructor
     parameters in `get_params()` so the folder `save` writes can rebuild them."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
 
 
 class BinningTokenizer(ActionTokenizer):
@@ -61,10 +61,7 @@ class BinningTokenizer(ActionTokenizer):
         self._check_policy(on_invalid)
         h, d = self._decode_shape(horizon, action_dim)
         n_tokens = h * d
-        padded, lengths = pad_ids(ids)
-        if padded.shape[1] < n_tokens:
-            padded = np.pad(padded, ((0, 0), (0, n_tokens - padded.shape[1])), constant_values=-1)
-        body = padded[:, :n_tokens]
+        body, lengths = fixed_length_ids(ids, n_tokens)
         in_range = (body >= 0) & (body < self.n_bins)
         valid = (lengths == n_tokens) & in_range.all(axis=1)
         if on_invalid == "raise" and not valid.all():

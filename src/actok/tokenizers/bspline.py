@@ -14,7 +14,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
 
 RIDGE = 1e-5
 
@@ -116,10 +116,7 @@ class BSplineTokenizer(ActionTokenizer):
         if d != low.shape[1]:
             raise ActokError(f"bspline was fitted on {low.shape[1]} dims, asked to decode {d}")
         n_tokens = self.n_control_points * d
-        padded, lengths = pad_ids(ids)
-        body = np.full((len(padded), n_tokens), -1, dtype=np.int64)
-        width_ids = min(n_tokens, padded.shape[1])
-        body[:, :width_ids] = padded[:, :width_ids]
+        body, lengths = fixed_length_ids(ids, n_tokens)
         in_range = (body >= 0) & (body < self.n_bins)
         valid = (lengths == n_tokens) & in_range.all(axis=1)
         if on_invalid == "raise" and not valid.all():

@@ -235,7 +235,7 @@ class FASTTokenizer(ActionTokenizer):
         """Coefficients `[N, C·D]` -> chunks `[N, H, D]`."""
         return idct(coeff.reshape(len(coeff), horizon, action_dim), axis=1, norm="ortho")
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         """FAST-specific bench metrics."""
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 

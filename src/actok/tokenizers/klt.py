@@ -166,7 +166,7 @@ class KLTTokenizer(ActionTokenizer):
         q = self.quantize(self._check_shape(chunks))
         return int(np.count_nonzero((q < self.low) | (q > self.high)))
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
     def decode(

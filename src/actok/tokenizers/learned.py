@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
 
 logger.disable("vector_quantize_pytorch")  # the library logs k-means notes to stderr; we report through results
 WEIGHTS_FILE = "model.safetensors"
@@ -288,10 +288,7 @@ class LearnedTokenizer(ActionTokenizer):
                 f"{self.name} decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, got [H={h}, D={d}]"
             )
         t = self.tokens_per_chunk
-        padded, lengths = pad_ids(ids)
-        body = np.full((len(padded), t), -1, dtype=np.int64)
-        width = min(t, padded.shape[1])
-        body[:, :width] = padded[:, :width]
+        body, lengths = fixed_length_ids(ids, t)
         codes = body - self.offsets
         in_slot = (body >= 0) & (codes >= 0) & (codes < np.asarray(self.slot_sizes()))
         valid = (lengths == t) & in_slot.all(axis=1)
@@ -320,11 +317,10 @@ class LearnedTokenizer(ActionTokenizer):
             parts = [model.decode_codes(c[i : i + INFERENCE_BATCH]) for i in range(0, len(c), INFERENCE_BATCH)]
         return torch.cat(parts).double().numpy()
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, Any]:
+    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, Any]:
         """Bench diagnostics: code utilization, perplexity, dead codes, distinct combinations (on the evaluated
         chunks), the train vs held-out error gap, and the error tail against 256-bin binning's bound."""
         codes = np.asarray(ids, dtype=np.int64) - self.offsets
-        decoded = self.decode(ids)
         err = np.abs(decoded - chunks)
         heldout_rmse = float(np.sqrt(np.mean((decoded - chunks) ** 2)))
         train_rmse = self.training_summary.get("train_rmse")
