@@ -23,7 +23,8 @@ from tokenizers import ByteLevelBPETokenizer, Tokenizer
 from tokenizers.trainers import BpeTrainer
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+from actok.tokenizers import _fast_kernels as _kernels
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flat_ids, pad_ids
 
 PROCESSOR_CONFIG = "processor_config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -93,6 +94,7 @@ class FASTTokenizer(ActionTokenizer):
         self.min_token: int | None = None
         self.max_token: int | None = None
         self.bpe: Tokenizer | None = None
+        self._encode_tables: _kernels.EncodeTables | None = None
 
     # ------------------------------------------------------------ protocol
     @property
@@ -133,8 +135,11 @@ class FASTTokenizer(ActionTokenizer):
         """Normalized chunks `[N, H, D]` -> BPE ids per chunk (no BOS/EOS)."""
         chunks = self._check_shape(chunks)
         self._check_bpe()
-        encodings = self.bpe.encode_batch_fast(symbols_to_strings(self._symbols(chunks)[0]))
-        return [e.ids for e in encodings]
+        if self._encode_tables is None:
+            return [e.ids for e in self.bpe.encode_batch_fast(symbols_to_strings(self._symbols(chunks)[0]))]
+        return _kernels.encode_coefficients(
+            self.transform(chunks), self.scale, self.min_token, self._emit_code, self._encode_tables
+        )
 
     def count_clipped(self, chunks: np.ndarray) -> int:
         """How many coefficients of `chunks` encode would change (outside the fitted range, or a symbol the
@@ -156,14 +161,8 @@ class FASTTokenizer(ActionTokenizer):
         self._check_bpe()
         h, d = self._decode_shape(horizon, action_dim)
         n_coeff = self.n_coefficients(h) * d
-        padded, lengths = pad_ids(ids)
-        n = len(padded)
-        known = (padded >= 0) & (padded < self._n_vocab)
-        known |= np.arange(padded.shape[1]) >= lengths[:, None]
-        ids_ok = known.all(axis=1)
-        n_chars, row, pos, symbols = self._symbols_of(padded, lengths, known)
-        in_range = symbols <= self.max_token - self.min_token
-        valid = ids_ok & (n_chars == n_coeff) & (np.bincount(row[~in_range], minlength=n) == 0)
+        coeff, n_chars, ids_ok, range_ok = self._coefficients(ids, n_coeff)
+        valid = ids_ok & (n_chars == n_coeff) & range_ok
         if on_invalid == "raise" and not valid.all():
             bad = int(np.flatnonzero(~valid)[0])
             raise InvalidTokensError(
@@ -171,16 +170,40 @@ class FASTTokenizer(ActionTokenizer):
                 f"(expected {n_coeff} for H {h} x D {d}) "
                 + ("with ids outside the vocabulary" if not ids_ok[bad] else "or symbols outside the fitted range")
             )
-        if valid.all():  # the common case: every row holds exactly n_coeff symbols, in row order
-            coeff = (symbols + self.min_token).reshape(n, n_coeff).astype(np.float64)
-        else:
-            coeff = np.zeros((n, n_coeff))
-            keep = pos < n_coeff
-            coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
         if on_invalid == "zeros":
             coeff[~valid] = 0.0  # the inverse DCT of zeros is exactly zero, as the reference returns
-        out = self.inverse_transform(coeff / self.scale, h, d)
+        out = self.inverse_transform(coeff, h, d)
         return (out, valid) if return_valid else out
+
+    def _coefficients(
+        self, ids: Sequence[Sequence[int]], n_coeff: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Ids -> (scaled coefficients `[N, n_coeff]`, symbols per row, rows with only known ids, rows with only
+        symbols in the fitted range). Rows holding more symbols are cut, rows holding fewer padded with zeros,
+        and out-of-range symbols read as zero coefficients."""
+        if not _kernels.numba_available():
+            return self._coefficients_numpy(*pad_ids(ids), n_coeff)
+        flat, lengths = flat_ids(ids)
+        coeff, n_chars, ids_ok, range_ok, library = _kernels.decode_ids(flat, lengths, self._decode_tables, n_coeff)
+        rows = np.flatnonzero(library)
+        if len(rows):  # tokens holding part of a UTF-8 character: the library's byte-level decoder
+            sub = self._coefficients_numpy(*pad_ids([ids[i] for i in rows]), n_coeff)
+            coeff[rows], n_chars[rows], ids_ok[rows], range_ok[rows] = sub
+        return coeff, n_chars, ids_ok, range_ok
+
+    def _coefficients_numpy(
+        self, padded: np.ndarray, lengths: np.ndarray, n_coeff: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`_coefficients` for padded ids, vectorized with numpy (without numba, and for partial-character rows)."""
+        n = len(padded)
+        known = (padded >= 0) & (padded < self._n_vocab)
+        known |= np.arange(padded.shape[1]) >= lengths[:, None]
+        n_chars, row, pos, symbols = self._symbols_of(padded, lengths, known)
+        in_range = symbols <= self.max_token - self.min_token
+        coeff = np.zeros((n, n_coeff))
+        keep = pos < n_coeff
+        coeff[row[keep], pos[keep]] = np.where(in_range, symbols + self.min_token, 0)[keep]
+        return coeff / self.scale, n_chars, known.all(axis=1), np.bincount(row[~in_range], minlength=n) == 0
 
     def _symbols_of(
         self, padded: np.ndarray, lengths: np.ndarray, known: np.ndarray
@@ -225,15 +248,15 @@ class FASTTokenizer(ActionTokenizer):
 
     def transform(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal)."""
-        return dct(chunks, axis=1, norm="ortho").reshape(len(chunks), -1)
+        return dct(chunks, axis=1, norm="ortho", workers=-1).reshape(len(chunks), -1)
 
     def n_coefficients(self, horizon: int) -> int:
         """Coefficients per dimension for a horizon (C)."""
         return horizon
 
     def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
-        """Coefficients `[N, C·D]` -> chunks `[N, H, D]`."""
-        return idct(coeff.reshape(len(coeff), horizon, action_dim), axis=1, norm="ortho")
+        """Coefficients `[N, C·D]` -> chunks `[N, H, D]`; may reuse `coeff`'s memory (decode's own buffer)."""
+        return idct(coeff.reshape(len(coeff), horizon, action_dim), axis=1, norm="ortho", workers=-1, overwrite_x=True)
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         """FAST-specific bench metrics."""
@@ -258,8 +281,13 @@ class FASTTokenizer(ActionTokenizer):
         ok = codes[emit]
         nearest = np.clip(np.searchsorted(ok, codes), 1, len(ok) - 1) if len(ok) > 1 else np.zeros_like(codes)
         left, right = ok[np.maximum(nearest - 1, 0)], ok[nearest]
-        self._emit_code = np.where(np.abs(codes - left) <= np.abs(right - codes), left, right)
+        self._emit_code = np.where(np.abs(codes - left) <= np.abs(right - codes), left, right).astype(np.int32)
         self._emit_code[emit] = codes[emit]
+        self._encode_tables = (
+            _kernels.EncodeTables.build(self.bpe.to_str(), self.bpe.pre_tokenizer, span + 1)
+            if _kernels.numba_available()
+            else None
+        )
         # Decode table: the code points of every token that is a sequence of whole UTF-8 characters.
         inverse = {symbol: b for b, symbol in enumerate(byte_symbols())}
         points, starts, sizes = [], np.zeros(self._n_vocab, np.int64), np.zeros(self._n_vocab, np.int64)
@@ -274,11 +302,17 @@ class FASTTokenizer(ActionTokenizer):
             offset += len(text)
         self._token_whole, self._token_start, self._token_length = whole, starts, sizes
         self._token_points = np.frombuffer("".join(points).encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        self._decode_tables = _kernels.DecodeTables.build(
+            whole, starts, sizes, self._token_points, span, self.min_token, self.scale
+        )
 
     def _symbols(self, chunks: np.ndarray) -> tuple[np.ndarray, int]:
         """Chunks -> (code points `[N, H·D]` the BPE can encode, number of coefficients changed)."""
-        raw = np.around(self.transform(chunks) * self.scale).astype(np.int64) - self.min_token
-        codes = self._emit_code[np.clip(raw, 0, self.max_token - self.min_token)]
+        coeff = self.transform(chunks)
+        if self._encode_tables is not None:
+            return _kernels.quantize(coeff, self.scale, self.min_token, self._emit_code)
+        raw = np.around(coeff * self.scale) - self.min_token  # clipped as floats: huge values must not wrap
+        codes = self._emit_code[np.clip(raw, 0, self.max_token - self.min_token).astype(np.int64)]
         return codes, int(np.count_nonzero(codes != raw))
 
     # ------------------------------------------------------------- save/load

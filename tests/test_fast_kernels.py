@@ -1,0 +1,178 @@
+"""The compiled FAST loops against the `tokenizers` library they replace: same ids, same reconstructions.
+
+FAST's encode/decode run through numba loops when numba is importable; the library path is the reference here
+(and FAST's fallback). Beyond FAST strings, the encode loop is checked on text with a BPE trained on text, which
+exercises every branch of the GPT-2 split (contractions, optional spaces, whitespace look-ahead) and of the merge
+order (runs of one symbol, adjacent equal merges)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from conftest import dataset_root
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tokenizers import ByteLevelBPETokenizer, Tokenizer
+from tokenizers.trainers import BpeTrainer
+
+from actok import FASTTokenizer
+from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
+from actok.tokenizers import _fast_kernels as kernels
+from actok.tokenizers.fast import symbols_to_strings
+
+pytestmark = pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
+
+
+def library_encode(tok: FASTTokenizer, chunks: np.ndarray) -> list[list[int]]:
+    return [e.ids for e in tok.bpe.encode_batch_fast(symbols_to_strings(tok._symbols(chunks)[0]))]
+
+
+def without_kernels(tok: FASTTokenizer, monkeypatch) -> FASTTokenizer:
+    monkeypatch.setattr(kernels, "numba_available", lambda: False)
+    tok._prepare()
+    assert tok._encode_tables is None
+    return tok
+
+
+def text_bpe(corpus: list[str], vocab_size: int = 400) -> Tokenizer:
+    bpe = ByteLevelBPETokenizer()
+    trainer = BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False, special_tokens=[])
+    bpe._tokenizer.train_from_iterator(corpus, trainer=trainer)
+    return bpe._tokenizer
+
+
+def kernel_encode_text(bpe: Tokenizer, texts: list[str]) -> list[list[int]]:
+    points = [[ord(c) for c in t] for t in texts]
+    top = max((max(p) for p in points if p), default=0)
+    tables = kernels.EncodeTables.build(bpe.to_str(), bpe.pre_tokenizer, top + 1)
+    assert tables is not None
+    width = max(1, max(map(len, points)))
+    codes = np.zeros((len(points), width), dtype=np.int32)
+    for i, p in enumerate(points):
+        codes[i, : len(p)] = p
+    lengths = np.array([len(p) for p in points], dtype=np.int64)
+    return kernels.split_rows(*kernels.encode_code_points(codes, tables, lengths))
+
+
+# Characters chosen to hit the GPT-2 split's corner cases: contraction letters after an apostrophe, spaces before
+# letters/numbers/punctuation, runs of other whitespace, non-ASCII letters and numbers (2- and 3-byte UTF-8).
+TRICKY = "'strevlmdaxz17#.- \t\n\r\u00a0\u2003éßΩж٣½\u0300\u1c89"
+CORPUS = [
+    "it's what we've said: they'll say I'm done, you're right, he'd go " * 3,
+    "aaaa bbbb aaaaaaa xyxyxyxy  spaces   and\ttabs\n\nnew lines 1234 5678 ###!!! éé ßß ΩΩ ж ٣٣ ½½",
+    "7777777777777777777777766666677777777777777787777777777777777777777777777777777777777",
+    "'s't're've'm'll'd ''' 'x 's's 're're " * 20,
+]
+CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]
+
+
+@pytest.fixture(scope="module")
+def bpe_on_text():
+    return text_bpe(CORPUS + ["".join(np.random.default_rng(i).choice(list(TRICKY), 200)) for i in range(60)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,horizon,kw,scale,vocab",
+    [
+        ("pusht", 10, {"sample_fraction": 1.0}, 10.0, 1024),
+        ("unitree_g1_pickbottle", 30, {"sample_fraction": 0.5}, 10.0, 1024),
+        ("reachy2_apple_storage", 30, {"sample_fraction": 1.0}, 50.0, 4096),
+        ("robosuite_panda", 20, {"sample_fraction": 1.0}, 5.0, 512),
+    ],
+)
+def test_encode_and_decode_identical_to_library_on_every_dataset(name, horizon, kw, scale, vocab, monkeypatch):
+    chunks = build_chunks(LeRobotDatasetReader(dataset_root(name)), ChunkConfig(action_horizon=horizon, **kw))
+    tok = FASTTokenizer(scale=scale, vocab_size=vocab).fit(chunks.train)
+    assert tok._encode_tables is not None
+    rng = np.random.default_rng(0)
+    cases = []
+    for split in (chunks.train, chunks.holdout):
+        ids = tok.encode(split)
+        assert ids == library_encode(tok, split)
+        assert tok.encode(split * 3.0) == library_encode(tok, split * 3.0)  # clipped coefficients too
+        corrupted = [[int(rng.integers(-5, tok._n_vocab + 5)) if rng.random() < 0.05 else i for i in s] for s in ids]
+        cases += [(x, policy) for x in (ids, corrupted) for policy in ("zeros", "relaxed")]
+    fast = [tok.decode(x, return_valid=True, on_invalid=policy) for x, policy in cases]
+    plain = without_kernels(copy.copy(tok), monkeypatch)
+    for (x, policy), (out, valid) in zip(cases, fast, strict=True):
+        out_plain, valid_plain = plain.decode(x, return_valid=True, on_invalid=policy)
+        assert np.array_equal(valid, valid_plain) and np.array_equal(out, out_plain)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    scale=st.floats(-8, 8),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzzed_chunks_encode_as_the_library(g1_chunks, scale, seed):
+    tok = _g1_fast(g1_chunks)
+    rng = np.random.default_rng(seed)
+    chunks = g1_chunks.holdout[rng.choice(len(g1_chunks.holdout), 8)] * 10.0 ** (scale / 4)
+    chunks += rng.normal(0, 10.0 ** (scale / 4), chunks.shape) * (rng.random() < 0.5)
+    assert tok.encode(chunks) == library_encode(tok, chunks)
+
+
+_CACHE: dict[str, FASTTokenizer] = {}
+
+
+def _g1_fast(g1_chunks) -> FASTTokenizer:
+    if "g1" not in _CACHE:
+        _CACHE["g1"] = FASTTokenizer().fit(g1_chunks.train)
+    return _CACHE["g1"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=TRICKY, max_size=60), min_size=1, max_size=6))
+def test_fuzzed_text_encodes_as_the_library(bpe_on_text, texts):
+    assert kernel_encode_text(bpe_on_text, texts) == [e.ids for e in bpe_on_text.encode_batch(texts)]
+
+
+def test_the_text_bpe_merges_contractions(bpe_on_text):
+    """Otherwise splitting them off as words would not change any id, and the tests here could not see it."""
+    vocab = bpe_on_text.get_vocab()
+    assert all(c in vocab for c in CONTRACTIONS)
+
+
+def test_long_runs_and_repeated_pairs_encode_as_the_library(bpe_on_text):
+    texts = ["7" * n for n in range(1, 300, 7)] + ["xy" * n for n in range(1, 40)] + ["a" * n + "b" for n in range(50)]
+    texts += ["6" + "7" * n + "6" for n in range(1, 200, 3)] + ["'s" * n + " " * n for n in range(1, 20)]
+    texts += [f"x{c}{c}a {c}'{c[1:]}" for c in CONTRACTIONS]
+    assert kernel_encode_text(bpe_on_text, texts) == [e.ids for e in bpe_on_text.encode_batch(texts)]
+
+
+def test_character_classes_match_the_library_pre_tokenizer(bpe_on_text):
+    """Every code point up to U+3100 (FAST's alphabets stay far below), next to letters, digits, punctuation and
+    spaces: the split and therefore the ids match the library's."""
+    points = [cp for cp in range(0x3100) if not 0xD800 <= cp < 0xE000]
+    texts = [p.format(chr(cp)) for cp in points for p in ("a{}a", "1{}1", "#{}#", " {} ", "{0}{0}{0} x")]
+    assert kernel_encode_text(bpe_on_text, texts) == [e.ids for e in bpe_on_text.encode_batch(texts)]
+
+
+def test_unsupported_tokenizer_files_fall_back_to_the_library(bpe_on_text):
+    from tokenizers import AddedToken, normalizers
+
+    with_added = Tokenizer.from_str(bpe_on_text.to_str())
+    with_added.add_tokens([AddedToken("77", special=False)])
+    with_normalizer = Tokenizer.from_str(bpe_on_text.to_str())
+    with_normalizer.normalizer = normalizers.Lowercase()
+    for bpe in (with_added, with_normalizer):
+        assert kernels.EncodeTables.build(bpe.to_str(), bpe.pre_tokenizer, 200) is None
+
+
+def test_without_numba_fast_uses_the_library_with_the_same_results(pusht_chunks, monkeypatch):
+    tok = FASTTokenizer().fit(pusht_chunks.train)
+    ids = tok.encode(pusht_chunks.holdout)
+    decoded = tok.decode(ids)
+    plain = without_kernels(tok, monkeypatch)
+    assert plain.encode(pusht_chunks.holdout) == ids
+    assert np.array_equal(plain.decode(ids), decoded)
+
+
+def test_row_blocks_cover_every_row_once():
+    for n in (0, 1, 255, 256, 513, 10_000):
+        blocks = kernels.row_blocks(n)
+        covered = np.concatenate([np.arange(n)[b] for b in blocks]) if blocks else np.array([])
+        assert np.array_equal(covered, np.arange(n))
