@@ -176,3 +176,32 @@ def test_row_blocks_cover_every_row_once():
         blocks = kernels.row_blocks(n)
         covered = np.concatenate([np.arange(n)[b] for b in blocks]) if blocks else np.array([])
         assert np.array_equal(covered, np.arange(n))
+
+
+_FORKED: dict[str, object] = {}
+
+
+def _encode_in_child() -> list[list[int]]:
+    return _FORKED["tok"].encode(_FORKED["chunks"])
+
+
+def test_threads_setting_and_fork_give_the_same_ids(g1_chunks, monkeypatch):
+    """ACTOK_NUM_THREADS=1 and a forked child (e.g. a data-loader worker, after the parent's pool started) encode
+    exactly as the threaded parent, and the child does not hang on the threads it did not inherit."""
+    import multiprocessing
+
+    monkeypatch.setenv("ACTOK_NUM_THREADS", "2")
+    tok = _g1_fast(g1_chunks)
+    chunks = np.concatenate([g1_chunks.train] * (1 + 1200 // len(g1_chunks.train)))[:1200]
+    assert len(kernels.row_blocks(len(chunks))) == 2
+    threaded = tok.encode(chunks)
+    monkeypatch.setenv("ACTOK_NUM_THREADS", "1")
+    assert len(kernels.row_blocks(len(chunks))) == 1
+    assert tok.encode(chunks) == threaded
+    monkeypatch.setenv("ACTOK_NUM_THREADS", "2")
+    _FORKED.update(tok=tok, chunks=chunks)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_encode_in_child).get(timeout=120) == threaded
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.delenv("ACTOK_NUM_THREADS")
+    assert kernels.num_threads() == 1

@@ -232,6 +232,10 @@ def _kernels():
         head = np.full(n_merges, -1, np.int32)  # per rank: last queued pair
         n_words = (n_merges + 63) // 64
         bits = np.zeros(max(n_words, 1), np.uint64)  # per rank: anything queued
+        run_cp = np.empty(width + 1, np.int32)  # a row's runs of one code point
+        run_len = np.empty(width + 1, np.int32)
+        word_cp = np.empty(width + 1, np.int32)  # a word's
+        word_len = np.empty(width + 1, np.int32)
         c_left = np.empty(8, np.int32)  # candidate pairs to queue after a merge
         c_right = np.empty(8, np.int32)
         c_code = np.empty(8, np.int32)
@@ -241,57 +245,87 @@ def _kernels():
         for i in range(n):
             row = codes[i]
             length = lengths[i]
-            a = 0
-            while a < length:
-                # ---- one pre-tokenizer word: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-                c = row[a]
-                b = a + 1
-                if (
-                    c == 39
-                    and a + 1 < length
-                    and (row[a + 1] == 115 or row[a + 1] == 116 or row[a + 1] == 109 or row[a + 1] == 100)
-                ):
-                    b = a + 2
-                elif (
-                    c == 39
-                    and a + 2 < length
-                    and (
-                        (row[a + 1] == 114 and row[a + 2] == 101)
-                        or (row[a + 1] == 118 and row[a + 2] == 101)
-                        or (row[a + 1] == 108 and row[a + 2] == 108)
-                    )
-                ):
-                    b = a + 3
-                else:
-                    start = a
-                    if c == 32 and a + 1 < length and classes[row[a + 1]] != 3:
-                        start = a + 1  # the optional leading space of a letter/number/other run
-                    last = row[start]
-                    kind = classes[last]
-                    b = start + 1
-                    while b < length:
-                        cb = row[b]
-                        if cb != last:  # repeats (most of a FAST string) need no class lookup
-                            if classes[cb] != kind:
-                                break
-                            last = cb
-                        b += 1
-                    if kind == 3 and b < length and b - a >= 2:
-                        b -= 1  # \s+(?!\S): leave the last space to the word that follows
+            # ---- runs of one code point; a row without apostrophes or spaces splits into words along them
+            n_runs = 0
+            plain = True
+            t = 0
+            while t < length:
+                c = row[t]
+                u = t + 1
+                while u < length and row[u] == c:
+                    u += 1
+                run_cp[n_runs] = c
+                run_len[n_runs] = u - t
+                n_runs += 1
+                if c == 39 or classes[c] == 3:
+                    plain = False
+                t = u
+            ri = 0  # next run (plain rows)
+            a = 0  # next code point (other rows)
+            while (plain and ri < n_runs) or (not plain and a < length):
+                # ---- one pre-tokenizer word, as runs of one code point (word_cp, word_len)
+                n_word = 0
+                if plain:  # a word is a maximal sequence of letters, of numbers, or of other symbols
+                    kind = classes[run_cp[ri]]
+                    while True:
+                        word_cp[n_word] = run_cp[ri]
+                        word_len[n_word] = run_len[ri]
+                        n_word += 1
+                        ri += 1
+                        if ri >= n_runs or classes[run_cp[ri]] != kind:
+                            break
+                else:  # 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+                    c = row[a]
+                    b = a + 1
+                    if (
+                        c == 39
+                        and a + 1 < length
+                        and (row[a + 1] == 115 or row[a + 1] == 116 or row[a + 1] == 109 or row[a + 1] == 100)
+                    ):
+                        b = a + 2
+                    elif (
+                        c == 39
+                        and a + 2 < length
+                        and (
+                            (row[a + 1] == 114 and row[a + 2] == 101)
+                            or (row[a + 1] == 118 and row[a + 2] == 101)
+                            or (row[a + 1] == 108 and row[a + 2] == 108)
+                        )
+                    ):
+                        b = a + 3
+                    else:
+                        start = a
+                        if c == 32 and a + 1 < length and classes[row[a + 1]] != 3:
+                            start = a + 1  # the optional leading space of a letter/number/other run
+                        kind = classes[row[start]]
+                        b = start + 1
+                        while b < length and classes[row[b]] == kind:
+                            b += 1
+                        if kind == 3 and b < length and b - a >= 2:
+                            b -= 1  # \s+(?!\S): leave the last space to the word that follows
+                    t = a
+                    while t < b:
+                        cp = row[t]
+                        u = t + 1
+                        while u < b and row[u] == cp:
+                            u += 1
+                        word_cp[n_word] = cp
+                        word_len[n_word] = u - t
+                        n_word += 1
+                        t = u
+                    a = b
                 # ---- its byte symbols, as run-length nodes
                 m = 0
-                t = a
-                while t < b:
-                    cp = row[t]
-                    u = t + 1
-                    while u < b and row[u] == cp:
-                        u += 1
-                    for _ in range(1 if n_bytes[cp] == 1 else u - t):
-                        for k in range(n_bytes[cp]):
+                for wi in range(n_word):
+                    cp = word_cp[wi]
+                    size = n_bytes[cp]
+                    repeat = word_len[wi]
+                    for _ in range(1 if size == 1 else repeat):  # a 1-byte character's run is one node
+                        for k in range(size):
                             v = byte_ids[cp, k]
                             if v < 0:
                                 continue  # not in the vocabulary (and no unknown token): the library drops it
-                            add = u - t if n_bytes[cp] == 1 else 1
+                            add = repeat if size == 1 else 1
                             if m > 0 and tok[m - 1] == v:
                                 cnt[m - 1] += add
                             else:
@@ -300,8 +334,6 @@ def _kernels():
                                 nxt[m] = m + 1
                                 prv[m] = m - 1
                                 m += 1
-                    t = u
-                a = b
                 if m == 0:
                     continue
                 if m == 1 and cnt[0] == 1:  # a one-symbol word (common): nothing to merge
@@ -533,26 +565,46 @@ def encode_coefficients(
     loops release the GIL)."""
     coeff = np.ascontiguousarray(coeff, dtype=np.float64)
 
-    def work(rows: slice) -> list[list[int]]:
+    def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:  # no Python objects: runs without the GIL
         codes, _ = quantize(coeff[rows], scale, min_token, emit)
-        return split_rows(*encode_code_points(codes, tables))
+        return encode_code_points(codes, tables)
 
     parts = row_blocks(len(coeff))
     if len(parts) == 1:
-        return work(parts[0])
-    return [ids for block in _pool().map(work, parts) for ids in block]
+        return split_rows(*work(parts[0]))
+    return [ids for block in _pool().map(work, parts) for ids in split_rows(*block)]
+
+
+def num_threads() -> int:
+    """Threads for FAST's batch loops and transforms: `ACTOK_NUM_THREADS` if set; 1 when
+    `TOKENIZERS_PARALLELISM` is off (as users set it inside data-loader workers); else the usable CPU cores."""
+    env = os.environ.get("ACTOK_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            logger.warning("ignoring ACTOK_NUM_THREADS=%r: not an integer", env)
+    if os.environ.get("TOKENIZERS_PARALLELISM", "").strip().lower() in ("0", "false", "off", "no"):
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def row_blocks(n: int, min_rows: int = 256) -> list[slice]:
-    """Contiguous row ranges, one per CPU core, each at least `min_rows` long (a single range for small batches)."""
-    k = max(1, min(os.cpu_count() or 1, n // min_rows))
+    """Contiguous row ranges, one per thread, each at least `min_rows` long (a single range for small batches)."""
+    k = max(1, min(num_threads(), n // min_rows))
     bounds = np.linspace(0, n, k + 1).astype(int)
     return [slice(int(a), int(b)) for a, b in pairwise(bounds)]
 
 
-@cache
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="actok-fast")
+    """This process's pool (a pool inherited through fork, e.g. by data-loader workers, has no threads)."""
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=max(2, num_threads()), thread_name_prefix="actok-fast")
+    return _POOLS[pid]
 
 
 def decode_ids(

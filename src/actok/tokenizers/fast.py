@@ -248,7 +248,7 @@ class FASTTokenizer(ActionTokenizer):
 
     def transform(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal)."""
-        return dct(chunks, axis=1, norm="ortho", workers=-1).reshape(len(chunks), -1)
+        return dct(chunks, axis=1, norm="ortho", workers=_kernels.num_threads()).reshape(len(chunks), -1)
 
     def n_coefficients(self, horizon: int) -> int:
         """Coefficients per dimension for a horizon (C)."""
@@ -256,7 +256,13 @@ class FASTTokenizer(ActionTokenizer):
 
     def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
         """Coefficients `[N, C·D]` -> chunks `[N, H, D]`; may reuse `coeff`'s memory (decode's own buffer)."""
-        return idct(coeff.reshape(len(coeff), horizon, action_dim), axis=1, norm="ortho", workers=-1, overwrite_x=True)
+        return idct(
+            coeff.reshape(len(coeff), horizon, action_dim),
+            axis=1,
+            norm="ortho",
+            workers=_kernels.num_threads(),
+            overwrite_x=True,
+        )
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         """FAST-specific bench metrics."""
