@@ -205,3 +205,21 @@ def test_threads_setting_and_fork_give_the_same_ids(g1_chunks, monkeypatch):
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.delenv("ACTOK_NUM_THREADS")
     assert kernels.num_threads() == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1), shrink=st.integers(0, 60))
+def test_decode_of_arbitrary_ids_matches_the_numpy_path(g1_chunks, monkeypatch, seed, shrink):
+    """Random id sequences over the whole vocabulary (and beyond), with the fitted range narrowed so that many
+    whole-character tokens spell out-of-range symbols: validity, lengths and values match the numpy path."""
+    tok = copy.copy(_g1_fast(g1_chunks))
+    tok.max_token -= shrink
+    tok._prepare()
+    rng = np.random.default_rng(seed)
+    ids = [rng.integers(-3, tok._n_vocab + 3, rng.integers(0, 120)).tolist() for _ in range(40)]
+    ids += tok.encode(g1_chunks.holdout[:20])
+    fast = [tok.decode(ids, return_valid=True, on_invalid=p) for p in ("zeros", "relaxed")]
+    plain = without_kernels(copy.copy(tok), monkeypatch)
+    for policy, (out, valid) in zip(("zeros", "relaxed"), fast, strict=True):
+        out_plain, valid_plain = plain.decode(ids, return_valid=True, on_invalid=policy)
+        assert np.array_equal(valid, valid_plain) and np.array_equal(out, out_plain)

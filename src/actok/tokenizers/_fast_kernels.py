@@ -505,10 +505,12 @@ def _kernels():
         return out[:o], offsets
 
     @njit(cache=True, nogil=True)
-    def decode(flat, lengths, n_vocab, whole, start, size, values, in_range, coeff, n_chars, ids_ok, range_ok, library):
-        """Flat ids -> scaled coefficients [N, n_coeff] from each token's precomputed coefficient values, with per
-        row: symbols, only known ids, only in-range symbols, and whether a token holds part of a UTF-8 character
-        (those rows are the library's to decode)."""
+    def decode(
+        flat, lengths, n_vocab, whole, start, size, values, in_range, zero, coeff, n_chars, ids_ok, range_ok, library
+    ):
+        """Flat ids -> scaled coefficients into `coeff` [N, n_coeff] (zeros on entry) from each token's precomputed
+        coefficient values, with per row: symbols, only known ids, only in-range symbols, and whether a token
+        holds part of a UTF-8 character (those rows are the library's to decode)."""
         n, n_coeff = coeff.shape
         k = 0
         for i in range(n):
@@ -528,12 +530,11 @@ def _kernels():
                     continue
                 if not in_range[t]:
                     range_ok[i] = False
-                first = start[t]
-                for q in range(min(size[t], max(n_coeff - pos, 0))):
-                    coeff[i, pos + q] = values[first + q]
+                if not zero[t]:  # most of a FAST sequence is zero coefficients, already in place
+                    first = start[t]
+                    for q in range(min(size[t], max(n_coeff - pos, 0))):
+                        coeff[i, pos + q] = values[first + q]
                 pos += size[t]
-            for p in range(pos, n_coeff):
-                coeff[i, p] = 0.0
             n_chars[i] = pos
 
     return quantize, bpe_encode, decode
@@ -615,11 +616,11 @@ def decode_ids(
     t = tables
     n = len(lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    out = (np.empty((n, n_coeff)), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool), np.empty(n, bool))
+    out = (np.zeros((n, n_coeff)), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool), np.empty(n, bool))
 
     def work(rows: slice) -> None:
         part = flat[offsets[rows.start] : offsets[rows.stop]]
-        tables = (t.n_vocab, t.whole, t.start, t.size, t.values, t.in_range)
+        tables = (t.n_vocab, t.whole, t.start, t.size, t.values, t.in_range, t.zero)
         _kernels()[2](part, lengths[rows], *tables, *(array[rows] for array in out))
 
     parts = row_blocks(n)
@@ -633,7 +634,8 @@ def decode_ids(
 @dataclass
 class DecodeTables:
     """Per token: whether it is whole UTF-8 characters, and where its scaled coefficient values start (and how
-    many) in `values`; `in_range`: whether all its symbols lie in the fitted range (out-of-range ones read 0)."""
+    many) in `values`; `in_range`: whether all its symbols lie in the fitted range (out-of-range ones read 0);
+    `zero`: whether all its values are 0.0."""
 
     n_vocab: int
     whole: np.ndarray
@@ -641,15 +643,20 @@ class DecodeTables:
     size: np.ndarray
     values: np.ndarray
     in_range: np.ndarray
+    zero: np.ndarray  # every value of the token is 0.0
 
     @classmethod
     def build(cls, whole, start, size, points, span: int, min_token: int, scale: float) -> DecodeTables:
         inside = points <= span
         values = np.where(inside, (points + min_token) / scale, 0.0)  # the same division the reference makes
-        bad_rows = np.repeat(np.arange(len(size)), size)[~inside]
+        spelled = np.flatnonzero(size > 0)
+        by_start = spelled[np.argsort(start[spelled])]
+        owner = np.repeat(by_start, size[by_start])  # the token each entry of `points` belongs to
         in_range = np.ones(len(size), dtype=bool)
-        in_range[bad_rows] = False
-        return cls(len(whole), whole, start, size, values, in_range)
+        in_range[owner[~inside]] = False
+        zero = np.ones(len(size), dtype=bool)
+        zero[owner[values != 0.0]] = False
+        return cls(len(whole), whole, start, size, values, in_range, zero)
 
 
 def split_rows(flat: np.ndarray, offsets: np.ndarray) -> list[list[int]]:
