@@ -6,6 +6,8 @@ same BPE with the same library calls. Beyond the reference, everything is batch-
   so no symbol is ever dropped; `count_clipped` says how many were changed;
 - decode checks every sequence (unknown ids, wrong length, code points outside the fitted range such as the
   U+FFFD a lone UTF-8 lead byte decodes to) and applies the `on_invalid` policy instead of printing.
+Encode and decode run in compiled loops (`_fast_kernels`) that give the library's results exactly; without numba,
+or for a tokenizer file those loops do not cover, the same steps go through the library and numpy.
 """
 
 from __future__ import annotations
