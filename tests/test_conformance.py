@@ -105,3 +105,11 @@ def test_wrong_shape_is_refused(fitted, pusht_chunks):
         tok.encode(np.zeros((1, 5, 2)))
     with pytest.raises(ActokError, match=r"\[N, H, D\]"):
         tok.encode(np.zeros((10, 2)))
+
+
+def test_empty_batches(fitted, pusht_chunks):
+    _, tok = fitted
+    empty = pusht_chunks.holdout[:0]
+    assert tok.encode(empty) == []
+    out, valid = tok.decode([], return_valid=True)
+    assert out.shape == (0, *pusht_chunks.holdout.shape[1:]) and valid.shape == (0,)

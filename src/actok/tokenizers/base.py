@@ -36,6 +36,11 @@ def as_chunks(chunks: np.ndarray) -> np.ndarray:
     return arr
 
 
+def flatten_rows(x: np.ndarray) -> np.ndarray:
+    """`[N, ...]` -> `[N, prod(...)]`, also for N = 0 (where `reshape(N, -1)` is ambiguous)."""
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+
+
 def flat_ids(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Ragged id lists -> (every id in one float64 array, lengths `[N]`).
 

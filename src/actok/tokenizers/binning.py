@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids, flatten_rows
 
 
 class BinningTokenizer(ActionTokenizer):
@@ -48,7 +48,7 @@ class BinningTokenizer(ActionTokenizer):
 
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
         chunks = self._check_shape(chunks)
-        return self.bins(chunks).reshape(len(chunks), -1).tolist()
+        return flatten_rows(self.bins(chunks)).tolist()
 
     def decode(
         self,

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids, flatten_rows
 
 RIDGE = 1e-5
 
@@ -98,7 +98,7 @@ class BSplineTokenizer(ActionTokenizer):
         chunks = self._check_shape(chunks)
         low, width = self._levels()
         scaled = (self.control_points(chunks) - low) / width * (self.n_bins - 1)
-        return np.clip(np.rint(scaled), 0, self.n_bins - 1).astype(np.int64).reshape(len(chunks), -1).tolist()
+        return flatten_rows(np.clip(np.rint(scaled), 0, self.n_bins - 1).astype(np.int64)).tolist()
 
     def decode(
         self,

@@ -26,7 +26,7 @@ from tokenizers.trainers import BpeTrainer
 
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import _fast_kernels as _kernels
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flat_ids, pad_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flat_ids, flatten_rows, pad_ids
 
 PROCESSOR_CONFIG = "processor_config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -250,7 +250,7 @@ class FASTTokenizer(ActionTokenizer):
 
     def transform(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal)."""
-        return dct(chunks, axis=1, norm="ortho", workers=_kernels.num_threads()).reshape(len(chunks), -1)
+        return flatten_rows(dct(chunks, axis=1, norm="ortho", workers=_kernels.num_threads()))
 
     def n_coefficients(self, horizon: int) -> int:
         """Coefficients per dimension for a horizon (C)."""

@@ -30,7 +30,7 @@ from scipy.fft import idct
 from tokenizers import Tokenizer, models, trainers
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, pad_ids
+from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flatten_rows, pad_ids
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
@@ -107,7 +107,7 @@ class KLTTokenizer(ActionTokenizer):
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> quantized KLT coefficients `[N, H·D]` (int64, not clipped)."""
-        c = (chunks.reshape(len(chunks), -1) - self.mean) @ self.basis * self.scale
+        c = (flatten_rows(chunks) - self.mean) @ self.basis * self.scale
         return (np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
@@ -124,7 +124,7 @@ class KLTTokenizer(ActionTokenizer):
         if n < 2:
             raise ActokError(f"klt needs at least 2 chunks to fit, got {n}")
         self._set_shape(chunks)
-        flat = chunks.reshape(n, -1)
+        flat = flatten_rows(chunks)
         self.mean = flat.mean(axis=0)
         self.basis = shrunk_klt_basis(flat - self.mean, h, d, self.shrinkage)
         if n < h * d:

@@ -16,6 +16,7 @@ import pywt
 from tokenizers import Tokenizer
 
 from actok.errors import ActokError
+from actok.tokenizers.base import flatten_rows
 from actok.tokenizers.fast import TOKENIZER_FILE, FASTTokenizer
 
 MODE = "periodization"
@@ -52,14 +53,16 @@ class WaveletTokenizer(FASTTokenizer):
             return pywt.wavedec(chunks, self.wavelet, mode=MODE, level=self.level, axis=1)
 
     def transform(self, chunks: np.ndarray) -> np.ndarray:
-        return np.concatenate(self._decompose(chunks), axis=1).reshape(len(chunks), -1)
+        return flatten_rows(np.concatenate(self._decompose(chunks), axis=1))
 
     def n_coefficients(self, horizon: int) -> int:
         return sum(c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1))))
 
     def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
         sizes = [c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1)))]
-        parts = np.split(coeff.reshape(len(coeff), -1, action_dim), np.cumsum(sizes)[:-1], axis=1)
+        parts = np.split(
+            coeff.reshape(len(coeff), coeff.shape[1] // action_dim, action_dim), np.cumsum(sizes)[:-1], axis=1
+        )
         return pywt.waverec(parts, self.wavelet, mode=MODE, axis=1)[:, :horizon]
 
     # A wavelet folder is an actok folder (the Hub FAST processor only knows the DCT).
