@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--root", default=str(DEFAULT_ROOT))
     parser.add_argument("--n-chunks", type=int, default=2000)
     parser.add_argument("--fit-chunks", type=int, default=50000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     reader = LeRobotDatasetReader(args.root)

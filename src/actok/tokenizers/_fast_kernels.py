@@ -214,9 +214,16 @@ def _kernels():
         return codes, changed
 
     @njit(cache=True, nogil=True)
-    def bpe_encode(codes, lengths, classes, n_bytes, byte_ids, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab):
-        """Rows of code points -> (flat ids, row offsets [N + 1]), as the library's ByteLevel BPE."""
-        n, width = codes.shape
+    def bpe_encode(
+        codes, lengths, coeff, scale, min_token, emit,
+        classes, n_bytes, byte_ids, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab,
+    ):  # fmt: skip
+        """Rows of code points -> (flat ids, row offsets [N + 1]), as the library's ByteLevel BPE. With an empty
+        `codes` array, the rows are quantized from `coeff` [N, C] on the fly (as `quantize` does)."""
+        from_coeff = codes.shape[0] == 0 and coeff.shape[0] > 0
+        n, width = coeff.shape if from_coeff else codes.shape
+        span = emit.shape[0] - 1
+        row_buf = np.empty(width, np.int32)
         n_merges = new_ids.shape[0]
         mask = hash_keys.shape[0] - 1
         shift = uint64(hash_shift)
@@ -243,8 +250,15 @@ def _kernels():
         offsets = np.zeros(n + 1, np.int64)
         o = 0
         for i in range(n):
-            row = codes[i]
-            length = lengths[i]
+            if from_coeff:
+                for t in range(width):
+                    v = np.rint(coeff[i, t] * scale) - min_token
+                    row_buf[t] = emit[int(min(max(v, 0.0), float(span)))]
+                row = row_buf
+                length = width
+            else:
+                row = codes[i]
+                length = lengths[i]
             # ---- runs of one code point; a row without apostrophes or spaces splits into words along them
             n_runs = 0
             plain = True
@@ -553,10 +567,12 @@ def encode_code_points(
     codes = np.ascontiguousarray(codes, dtype=np.int32)
     if lengths is None:
         lengths = np.full(len(codes), codes.shape[1], dtype=np.int64)
-    t = tables
-    return _kernels()[1](
-        codes, lengths, t.classes, t.n_bytes, t.byte_ids, t.hash_keys, t.hash_ranks, t.hash_shift, t.new_ids, t.n_vocab
-    )
+    return _bpe(codes, lengths, np.zeros((0, 0)), 1.0, 0, np.zeros(1, np.int32), tables)
+
+
+def _bpe(codes, lengths, coeff, scale, min_token, emit, t: EncodeTables) -> tuple[np.ndarray, np.ndarray]:
+    tables = (t.classes, t.n_bytes, t.byte_ids, t.hash_keys, t.hash_ranks, t.hash_shift, t.new_ids, t.n_vocab)
+    return _kernels()[1](codes, lengths, coeff, float(scale), int(min_token), emit, *tables)
 
 
 def encode_coefficients(
@@ -567,8 +583,8 @@ def encode_coefficients(
     coeff = np.ascontiguousarray(coeff, dtype=np.float64)
 
     def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:  # no Python objects: runs without the GIL
-        codes, _ = quantize(coeff[rows], scale, min_token, emit)
-        return encode_code_points(codes, tables)
+        no_codes = np.zeros((0, 0), np.int32)
+        return _bpe(no_codes, np.zeros(0, np.int64), coeff[rows], scale, min_token, emit, tables)
 
     parts = row_blocks(len(coeff))
     if len(parts) == 1:
