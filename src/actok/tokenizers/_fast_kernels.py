@@ -575,18 +575,17 @@ def _bpe(codes, lengths, coeff, scale, min_token, emit, t: EncodeTables) -> tupl
     return _kernels()[1](codes, lengths, coeff, float(scale), int(min_token), emit, *tables)
 
 
-def encode_coefficients(
-    coeff: np.ndarray, scale: float, min_token: int, emit: np.ndarray, tables: EncodeTables
+def encode_chunks(
+    chunks: np.ndarray, transform, scale: float, min_token: int, emit: np.ndarray, tables: EncodeTables
 ) -> list[list[int]]:
-    """Coefficients `[N, C]` -> ids per row: quantize + BPE, rows split over the CPU cores for large batches (the
-    loops release the GIL)."""
-    coeff = np.ascontiguousarray(coeff, dtype=np.float64)
+    """Chunks `[N, H, D]` -> ids per chunk: `transform(block, workers=1)` (coefficients `[n, C]`), then
+    quantization + BPE, on row blocks spread over the CPU cores for large batches (the loops release the GIL)."""
 
-    def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:  # no Python objects: runs without the GIL
-        no_codes = np.zeros((0, 0), np.int32)
-        return _bpe(no_codes, np.zeros(0, np.int64), coeff[rows], scale, min_token, emit, tables)
+    def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:  # no Python objects are made here
+        coeff = np.ascontiguousarray(transform(chunks[rows], workers=1), dtype=np.float64)
+        return _bpe(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), coeff, scale, min_token, emit, tables)
 
-    parts = row_blocks(len(coeff))
+    parts = row_blocks(len(chunks))
     if len(parts) == 1:
         return split_rows(*work(parts[0]))
     return [ids for block in _pool().map(work, parts) for ids in split_rows(*block)]

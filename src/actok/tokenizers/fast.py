@@ -139,8 +139,8 @@ class FASTTokenizer(ActionTokenizer):
         self._check_bpe()
         if self._encode_tables is None:
             return [e.ids for e in self.bpe.encode_batch_fast(symbols_to_strings(self._symbols(chunks)[0]))]
-        return _kernels.encode_coefficients(
-            self.transform(chunks), self.scale, self.min_token, self._emit_code, self._encode_tables
+        return _kernels.encode_chunks(
+            chunks, self.transform, self.scale, self.min_token, self._emit_code, self._encode_tables
         )
 
     def count_clipped(self, chunks: np.ndarray) -> int:
@@ -248,9 +248,10 @@ class FASTTokenizer(ActionTokenizer):
     # ------------------------------------------------- the transform (a hook)
     transform_name = "DCT"
 
-    def transform(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal)."""
-        return flatten_rows(dct(chunks, axis=1, norm="ortho", workers=_kernels.num_threads()))
+    def transform(self, chunks: np.ndarray, workers: int | None = None) -> np.ndarray:
+        """Chunks `[N, H, D]` -> unscaled coefficients `[N, C·D]`, frequency-major (DCT-II, orthonormal);
+        `workers`: threads for the transform (default: `ACTOK_NUM_THREADS` or the usable cores)."""
+        return flatten_rows(dct(chunks, axis=1, norm="ortho", workers=workers or _kernels.num_threads()))
 
     def n_coefficients(self, horizon: int) -> int:
         """Coefficients per dimension for a horizon (C)."""

@@ -52,7 +52,7 @@ class WaveletTokenizer(FASTTokenizer):
             warnings.simplefilter("ignore", UserWarning)
             return pywt.wavedec(chunks, self.wavelet, mode=MODE, level=self.level, axis=1)
 
-    def transform(self, chunks: np.ndarray) -> np.ndarray:
+    def transform(self, chunks: np.ndarray, workers: int | None = None) -> np.ndarray:
         return flatten_rows(np.concatenate(self._decompose(chunks), axis=1))
 
     def n_coefficients(self, horizon: int) -> int:
