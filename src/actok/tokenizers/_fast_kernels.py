@@ -624,10 +624,11 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def decode_ids(
-    flat: np.ndarray, lengths: np.ndarray, tables: DecodeTables, n_coeff: int
+    flat: np.ndarray, lengths: np.ndarray, tables: DecodeTables, n_coeff: int, finish=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Flat ids + lengths -> (coefficients `[N, n_coeff]`, symbols per row, known-ids rows, in-range rows, rows
-    for the library), row blocks over the CPU cores for large batches."""
+    for the library), row blocks over the CPU cores for large batches; `finish(rows, *block arrays)` runs on
+    each block right after, in the same thread."""
     t = tables
     n = len(lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -636,7 +637,10 @@ def decode_ids(
     def work(rows: slice) -> None:
         part = flat[offsets[rows.start] : offsets[rows.stop]]
         tables = (t.n_vocab, t.whole, t.start, t.size, t.values, t.in_range, t.zero)
-        _kernels()[2](part, lengths[rows], *tables, *(array[rows] for array in out))
+        block = tuple(array[rows] for array in out)
+        _kernels()[2](part, lengths[rows], *tables, *block)
+        if finish is not None:
+            finish(rows, *block)
 
     parts = row_blocks(n)
     if len(parts) == 1:

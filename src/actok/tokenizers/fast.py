@@ -163,7 +163,28 @@ class FASTTokenizer(ActionTokenizer):
         self._check_bpe()
         h, d = self._decode_shape(horizon, action_dim)
         n_coeff = self.n_coefficients(h) * d
-        coeff, n_chars, ids_ok, range_ok = self._coefficients(ids, n_coeff)
+        out = np.empty((len(ids), h, d))
+
+        def finish(rows, coeff, n_chars, ids_ok, range_ok, workers=None) -> None:
+            """Coefficients of some rows -> their chunks in `out`, with the zeros policy applied."""
+            if on_invalid == "zeros":  # the inverse DCT of zeros is exactly zero, as the reference returns
+                coeff[~(ids_ok & (n_chars == n_coeff) & range_ok)] = 0.0
+            out[rows] = self.inverse_transform(coeff, h, d, workers=workers)
+
+        if _kernels.numba_available():
+            # compiled id -> coefficient loop and inverse transform, block by block on the CPU cores
+            flat, lengths = flat_ids(ids)
+            coeff, n_chars, ids_ok, range_ok, library = _kernels.decode_ids(
+                flat, lengths, self._decode_tables, n_coeff, lambda rows, *block: finish(rows, *block[:4], workers=1)
+            )
+            rows = np.flatnonzero(library)
+            if len(rows):  # tokens holding part of a UTF-8 character: the library's byte-level decoder
+                sub = self._coefficients_numpy(*pad_ids([ids[i] for i in rows]), n_coeff)
+                n_chars[rows], ids_ok[rows], range_ok[rows] = sub[1:]
+                finish(rows, *sub)
+        else:
+            coeff, n_chars, ids_ok, range_ok = self._coefficients_numpy(*pad_ids(ids), n_coeff)
+            finish(slice(None), coeff, n_chars, ids_ok, range_ok)
         valid = ids_ok & (n_chars == n_coeff) & range_ok
         if on_invalid == "raise" and not valid.all():
             bad = int(np.flatnonzero(~valid)[0])
@@ -172,26 +193,7 @@ class FASTTokenizer(ActionTokenizer):
                 f"(expected {n_coeff} for H {h} x D {d}) "
                 + ("with ids outside the vocabulary" if not ids_ok[bad] else "or symbols outside the fitted range")
             )
-        if on_invalid == "zeros":
-            coeff[~valid] = 0.0  # the inverse DCT of zeros is exactly zero, as the reference returns
-        out = self.inverse_transform(coeff, h, d)
         return (out, valid) if return_valid else out
-
-    def _coefficients(
-        self, ids: Sequence[Sequence[int]], n_coeff: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Ids -> (scaled coefficients `[N, n_coeff]`, symbols per row, rows with only known ids, rows with only
-        symbols in the fitted range). Rows holding more symbols are cut, rows holding fewer padded with zeros,
-        and out-of-range symbols read as zero coefficients."""
-        if not _kernels.numba_available():
-            return self._coefficients_numpy(*pad_ids(ids), n_coeff)
-        flat, lengths = flat_ids(ids)
-        coeff, n_chars, ids_ok, range_ok, library = _kernels.decode_ids(flat, lengths, self._decode_tables, n_coeff)
-        rows = np.flatnonzero(library)
-        if len(rows):  # tokens holding part of a UTF-8 character: the library's byte-level decoder
-            sub = self._coefficients_numpy(*pad_ids([ids[i] for i in rows]), n_coeff)
-            coeff[rows], n_chars[rows], ids_ok[rows], range_ok[rows] = sub
-        return coeff, n_chars, ids_ok, range_ok
 
     def _coefficients_numpy(
         self, padded: np.ndarray, lengths: np.ndarray, n_coeff: int
@@ -257,13 +259,15 @@ class FASTTokenizer(ActionTokenizer):
         """Coefficients per dimension for a horizon (C)."""
         return horizon
 
-    def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
+    def inverse_transform(
+        self, coeff: np.ndarray, horizon: int, action_dim: int, workers: int | None = None
+    ) -> np.ndarray:
         """Coefficients `[N, C·D]` -> chunks `[N, H, D]`; may reuse `coeff`'s memory (decode's own buffer)."""
         return idct(
             coeff.reshape(len(coeff), horizon, action_dim),
             axis=1,
             norm="ortho",
-            workers=_kernels.num_threads(),
+            workers=workers or _kernels.num_threads(),
             overwrite_x=True,
         )
 

@@ -58,7 +58,9 @@ class WaveletTokenizer(FASTTokenizer):
     def n_coefficients(self, horizon: int) -> int:
         return sum(c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1))))
 
-    def inverse_transform(self, coeff: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
+    def inverse_transform(
+        self, coeff: np.ndarray, horizon: int, action_dim: int, workers: int | None = None
+    ) -> np.ndarray:
         sizes = [c.shape[1] for c in self._decompose(np.zeros((1, horizon, 1)))]
         parts = np.split(
             coeff.reshape(len(coeff), coeff.shape[1] // action_dim, action_dim), np.cumsum(sizes)[:-1], axis=1
