@@ -58,7 +58,9 @@ def per_chunk_decode(tok: FASTTokenizer, ids: list[list[int]], horizon: int, dim
 
 
 def best_of(fn, repeats):
-    times, out = [], None
+    """Best time of `repeats` calls after one untimed warm-up call (first-call costs: numba's cache load, thread
+    start-up, the allocator growing its heap), the same for both sides."""
+    times, out = [], fn()
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()

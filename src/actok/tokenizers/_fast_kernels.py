@@ -581,14 +581,20 @@ def encode_chunks(
     """Chunks `[N, H, D]` -> ids per chunk: `transform(block, workers=1)` (coefficients `[n, C]`), then
     quantization + BPE, on row blocks spread over the CPU cores for large batches (the loops release the GIL)."""
 
-    def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:  # no Python objects are made here
-        coeff = np.ascontiguousarray(transform(chunks[rows], workers=1), dtype=np.float64)
-        return _bpe(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), coeff, scale, min_token, emit, tables)
+    def work(rows: slice) -> list[tuple[np.ndarray, np.ndarray]]:  # no Python objects are made here
+        out = []
+        for start in range(rows.start, rows.stop, SUB_BLOCK):  # coefficients used while still in cache
+            sub = slice(start, min(start + SUB_BLOCK, rows.stop))
+            coeff = np.ascontiguousarray(transform(chunks[sub], workers=1), dtype=np.float64)
+            out.append(_bpe(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), coeff, scale, min_token, emit, tables))
+        return out
 
     parts = row_blocks(len(chunks))
-    if len(parts) == 1:
-        return split_rows(*work(parts[0]))
-    return [ids for block in _pool().map(work, parts) for ids in split_rows(*block)]
+    blocks = [work(parts[0])] if len(parts) == 1 else _pool().map(work, parts)
+    return [ids for block in blocks for piece in block for ids in split_rows(*piece)]
+
+
+SUB_BLOCK = 128  # rows transformed and encoded at a time inside a block
 
 
 def num_threads() -> int:
