@@ -355,52 +355,42 @@ def _kernels():
                     o += 1
                     continue
                 nxt[m - 1] = -1
-                # ---- queue the word's pairs: inside each run, and across each boundary
+                # ---- one loop of events: first each node queues its own pairs (inside its run, and with the
+                # next node), then queued pairs are merged lowest rank first; each event queues new candidates
                 n_ent = 0
-                n_cand = 0
-                for j in range(m):
-                    if cnt[j] >= 2:
-                        c_left[n_cand] = tok[j]
-                        c_right[n_cand] = tok[j]
-                        c_code[n_cand] = 2 * j + 1
-                        n_cand += 1
-                    if j + 1 < m:
-                        c_left[n_cand] = tok[j]
-                        c_right[n_cand] = tok[j + 1]
-                        c_code[n_cand] = 2 * j
-                        n_cand += 1
-                    for ci in range(n_cand):
-                        key = np.int64(c_left[ci]) * n_vocab + c_right[ci]
-                        h = np.int64((uint64(key) * fib) >> shift)
-                        r = -1
-                        while hash_keys[h] >= 0:
-                            if hash_keys[h] == key:
-                                r = hash_ranks[h]
-                                break
-                            h = (h + 1) & mask
-                        if r >= 0:
-                            e_next[n_ent] = head[r]
-                            e_code[n_ent] = c_code[ci]
-                            e_left[n_ent] = c_left[ci]
-                            e_right[n_ent] = c_right[ci]
-                            head[r] = n_ent
-                            n_ent += 1
-                            bits[r >> 6] |= one << uint64(r & 63)
-                    n_cand = 0
                 free = m
-                # ---- merge, lowest rank first
-                w = 0
-                while w < n_words:
-                    x = bits[w]
-                    if x == 0:
-                        w += 1
+                init = 0  # next node to queue the pairs of
+                w = 0  # rank word being scanned
+                r = 0  # rank being merged
+                e = -1  # next queued pair of rank r
+                while True:
+                    n_cand = 0
+                    if init < m:
+                        j = init
+                        init += 1
+                        if cnt[j] >= 2:
+                            c_left[n_cand] = tok[j]
+                            c_right[n_cand] = tok[j]
+                            c_code[n_cand] = 2 * j + 1
+                            n_cand += 1
+                        if j + 1 < m:
+                            c_left[n_cand] = tok[j]
+                            c_right[n_cand] = tok[j + 1]
+                            c_code[n_cand] = 2 * j
+                            n_cand += 1
+                    elif e < 0:  # the next rank with queued pairs
+                        while w < n_words and bits[w] == 0:
+                            w += 1
+                        if w == n_words:
+                            break
+                        x = bits[w]
+                        low = x & (~x + one)
+                        bits[w] = x ^ low
+                        r = w * 64 + debruijn_index[(low * debruijn) >> uint64(58)]
+                        e = head[r]
+                        head[r] = -1
                         continue
-                    low = x & (~x + one)
-                    bits[w] = x ^ low
-                    r = w * 64 + debruijn_index[(low * debruijn) >> uint64(58)]
-                    e = head[r]
-                    head[r] = -1
-                    while e >= 0:
+                    else:
                         code = e_code[e]
                         la = e_left[e]
                         rb = e_right[e]
@@ -490,24 +480,24 @@ def _kernels():
                             c_right[n_cand] = tok[q]
                             c_code[n_cand] = 2 * t
                             n_cand += 1
-                        for ci in range(n_cand):
-                            key = np.int64(c_left[ci]) * n_vocab + c_right[ci]
-                            h = np.int64((uint64(key) * fib) >> shift)
-                            r2 = -1
-                            while hash_keys[h] >= 0:
-                                if hash_keys[h] == key:
-                                    r2 = hash_ranks[h]
-                                    break
-                                h = (h + 1) & mask
-                            if r2 >= 0:
-                                e_next[n_ent] = head[r2]
-                                e_code[n_ent] = c_code[ci]
-                                e_left[n_ent] = c_left[ci]
-                                e_right[n_ent] = c_right[ci]
-                                head[r2] = n_ent
-                                n_ent += 1
-                                bits[r2 >> 6] |= one << uint64(r2 & 63)
-                        n_cand = 0
+                    # queue the candidates that some merge joins, in the bucket of its rank
+                    for ci in range(n_cand):
+                        key = np.int64(c_left[ci]) * n_vocab + c_right[ci]
+                        h = np.int64((uint64(key) * fib) >> shift)
+                        rank = -1
+                        while hash_keys[h] >= 0:
+                            if hash_keys[h] == key:
+                                rank = hash_ranks[h]
+                                break
+                            h = (h + 1) & mask
+                        if rank >= 0:
+                            e_next[n_ent] = head[rank]
+                            e_code[n_ent] = c_code[ci]
+                            e_left[n_ent] = c_left[ci]
+                            e_right[n_ent] = c_right[ci]
+                            head[rank] = n_ent
+                            n_ent += 1
+                            bits[rank >> 6] |= one << uint64(rank & 63)
                 # ---- emit the word's tokens
                 j = 0
                 while j >= 0:
