@@ -239,7 +239,8 @@ def _kernels():
         head = np.full(n_merges, -1, np.int32)  # per rank: last queued pair
         n_words = (n_merges + 63) // 64
         bits = np.zeros(max(n_words, 1), np.uint64)  # per rank: anything queued
-        run_cp = np.empty(width + 1, np.int32)  # a row's runs of one code point
+        run_cp = np.empty(width + 1, np.int32)  # a row's runs of one code point: which, where, how many
+        run_pos = np.empty(width + 1, np.int32)
         run_len = np.empty(width + 1, np.int32)
         word_cp = np.empty(width + 1, np.int32)  # a word's
         word_len = np.empty(width + 1, np.int32)
@@ -269,12 +270,13 @@ def _kernels():
                 while u < length and row[u] == c:
                     u += 1
                 run_cp[n_runs] = c
+                run_pos[n_runs] = t
                 run_len[n_runs] = u - t
                 n_runs += 1
                 if c == 39 or classes[c] == 3:
                     plain = False
                 t = u
-            ri = 0  # next run (plain rows)
+            ri = 0  # next run (plain rows), or the run holding code point a (other rows)
             a = 0  # next code point (other rows)
             while (plain and ri < n_runs) or (not plain and a < length):
                 # ---- one pre-tokenizer word, as runs of one code point (word_cp, word_len)
@@ -317,16 +319,14 @@ def _kernels():
                             b += 1
                         if kind == 3 and b < length and b - a >= 2:
                             b -= 1  # \s+(?!\S): leave the last space to the word that follows
-                    t = a
-                    while t < b:
-                        cp = row[t]
-                        u = t + 1
-                        while u < b and row[u] == cp:
-                            u += 1
-                        word_cp[n_word] = cp
-                        word_len[n_word] = u - t
+                    while run_pos[ri] + run_len[ri] <= a:
+                        ri += 1  # the run holding position a
+                    k = ri
+                    while k < n_runs and run_pos[k] < b:  # the runs [a, b) overlaps, cut to it
+                        word_cp[n_word] = run_cp[k]
+                        word_len[n_word] = min(run_pos[k] + run_len[k], b) - max(run_pos[k], a)
                         n_word += 1
-                        t = u
+                        k += 1
                     a = b
                 # ---- its byte symbols, as run-length nodes
                 m = 0
@@ -444,24 +444,18 @@ def _kernels():
                                 if q >= 0:
                                     prv[q] = t
                                 cnt[k] = 0
-                        # the new run joins equal neighbours (e.g. "x y x y" -> two adjacent merged tokens)
-                        p = prv[t]
-                        if p >= 0 and tok[p] == tok[t]:
-                            cnt[p] += cnt[t]
-                            cnt[t] = 0
-                            q = nxt[t]
-                            nxt[p] = q
-                            if q >= 0:
-                                prv[q] = p
-                            t = p
-                        q = nxt[t]
-                        if q >= 0 and tok[q] == tok[t]:
-                            cnt[t] += cnt[q]
-                            cnt[q] = 0
-                            q2 = nxt[q]
-                            nxt[t] = q2
-                            if q2 >= 0:
-                                prv[q2] = t
+                        # the new run joins equal neighbours (e.g. "x y x y" -> two adjacent merged tokens):
+                        # first t into the run on its left, then the run on the right into t
+                        for side in range(2):
+                            left, right = (prv[t], t) if side == 0 else (t, nxt[t])
+                            if left >= 0 and right >= 0 and tok[left] == tok[right]:
+                                cnt[left] += cnt[right]
+                                cnt[right] = 0
+                                q = nxt[right]
+                                nxt[left] = q
+                                if q >= 0:
+                                    prv[q] = left
+                                t = left
                         v = tok[t]
                         if cnt[t] >= 2:
                             c_left[n_cand] = v
