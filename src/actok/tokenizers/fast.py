@@ -198,7 +198,9 @@ class FASTTokenizer(ActionTokenizer):
     def _coefficients_numpy(
         self, padded: np.ndarray, lengths: np.ndarray, n_coeff: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """`_coefficients` for padded ids, vectorized with numpy (without numba, and for partial-character rows)."""
+        """Padded ids -> (scaled coefficients `[N, n_coeff]`, symbols per row, rows with only known ids, rows with
+        only in-range symbols), vectorized with numpy: without numba, and for rows with partial-character tokens.
+        Longer rows are cut, shorter ones padded with zeros, out-of-range symbols read as zero coefficients."""
         n = len(padded)
         known = (padded >= 0) & (padded < self._n_vocab)
         known |= np.arange(padded.shape[1]) >= lengths[:, None]
