@@ -223,3 +223,17 @@ def test_decode_of_arbitrary_ids_matches_the_numpy_path(g1_chunks, monkeypatch, 
     for policy, (out, valid) in zip(("zeros", "relaxed"), fast, strict=True):
         out_plain, valid_plain = plain.decode(ids, return_valid=True, on_invalid=policy)
         assert np.array_equal(valid, valid_plain) and np.array_equal(out, out_plain)
+
+
+@pytest.mark.slow
+def test_loops_compiled_without_the_disk_cache_give_the_same_ids(g1_chunks):
+    """The path taken where numba has no writable cache location."""
+    tok = _g1_fast(g1_chunks)
+    codes = kernels.quantize(tok.transform(g1_chunks.holdout[:50]), tok.scale, tok.min_token, tok._emit_code)[0]
+    t = tok._encode_tables
+    tables = (t.classes, t.n_bytes, t.byte_ids, t.hash_keys, t.hash_ranks, t.hash_shift, t.new_ids, t.n_vocab)
+    lengths = np.full(len(codes), codes.shape[1], dtype=np.int64)
+    uncached = kernels._compile(cache=False)[1](
+        codes, lengths, np.zeros((0, 0)), 1.0, 0, np.zeros(1, np.int32), *tables
+    )
+    assert kernels.split_rows(*uncached) == kernels.split_rows(*kernels.encode_code_points(codes, t))

@@ -189,7 +189,16 @@ for _i in range(64):
 
 @cache
 def _kernels():
-    """Compile (or load from numba's on-disk cache) the loops; called on first use only."""
+    """The compiled loops, loaded from numba's on-disk cache (compiled and cached on first use). Where numba finds
+    no writable cache location (read-only install, no writable home), they are compiled for this process only."""
+    try:
+        return _compile(cache=True)
+    except RuntimeError as err:  # numba: "cannot cache function ...: no locator available"
+        logger.info("FAST loops are compiled without numba's disk cache: %s", err)
+        return _compile(cache=False)
+
+
+def _compile(cache: bool):
     from numba import njit, uint64
 
     fib = uint64(_FIB)
@@ -197,7 +206,7 @@ def _kernels():
     debruijn = uint64(_DEBRUIJN)
     debruijn_index = _DEBRUIJN_INDEX
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=cache, nogil=True)
     def quantize(coef, scale, min_token, emit):
         """Coefficients [N, C] -> code points the BPE can emit [N, C] (int32) and how many changed."""
         n, width = coef.shape
@@ -213,7 +222,7 @@ def _kernels():
                 codes[i, t] = c
         return codes, changed
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=cache, nogil=True)
     def bpe_encode(
         codes, lengths, coeff, scale, min_token, emit,
         classes, n_bytes, byte_ids, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab,
@@ -502,7 +511,7 @@ def _kernels():
             offsets[i + 1] = o
         return out[:o], offsets
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=cache, nogil=True)
     def decode(
         flat, lengths, n_vocab, whole, start, size, values, in_range, zero, coeff, n_chars, ids_ok, range_ok, library
     ):
