@@ -139,6 +139,21 @@ class ActionTokenizer(ABC):
             )
         return chunks
 
+    def _fixed_length_body(
+        self, ids: Sequence[Sequence[int]], n_tokens: int, n_values: int, on_invalid: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of a tokenizer with `n_tokens` ids per chunk, each in [0, n_values) -> (`[N, n_tokens]` ids cut or
+        padded with -1, validity `[N]`); raises for the first invalid sequence under `on_invalid="raise"`."""
+        body, lengths = fixed_length_ids(ids, n_tokens)
+        valid = (lengths == n_tokens) & ((body >= 0) & (body < n_values)).all(axis=1)
+        if on_invalid == "raise" and not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise InvalidTokensError(
+                f"sequence {bad} is not a valid {self.name} encoding: {int(lengths[bad])} ids "
+                f"(expected {n_tokens}, each in [0, {n_values}))"
+            )
+        return body, valid
+
     def _decode_shape(self, horizon: int | None, action_dim: int | None) -> tuple[int, int]:
         h = horizon if horizon is not None else self.horizon
         d = action_dim if action_dim is not None else self.action_dim

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids, flatten_rows
+from actok.tokenizers.base import ActionTokenizer, as_chunks, flatten_rows
 
 
 class BinningTokenizer(ActionTokenizer):
@@ -61,15 +61,7 @@ class BinningTokenizer(ActionTokenizer):
         self._check_policy(on_invalid)
         h, d = self._decode_shape(horizon, action_dim)
         n_tokens = h * d
-        body, lengths = fixed_length_ids(ids, n_tokens)
-        in_range = (body >= 0) & (body < self.n_bins)
-        valid = (lengths == n_tokens) & in_range.all(axis=1)
-        if on_invalid == "raise" and not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise InvalidTokensError(
-                f"sequence {bad} is not a valid binning encoding: {int(lengths[bad])} ids "
-                f"(expected {n_tokens}, each in [0, {self.n_bins}))"
-            )
+        body, valid = self._fixed_length_body(ids, n_tokens, self.n_bins, on_invalid)
         table = self.bin_values(d)
         dim_of_position = np.arange(n_tokens) % d
         values = table[np.clip(body, 0, self.n_bins - 1), dim_of_position]

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids, flatten_rows
+from actok.tokenizers.base import ActionTokenizer, as_chunks, flatten_rows
 
 RIDGE = 1e-5
 
@@ -116,15 +116,7 @@ class BSplineTokenizer(ActionTokenizer):
         if d != low.shape[1]:
             raise ActokError(f"bspline was fitted on {low.shape[1]} dims, asked to decode {d}")
         n_tokens = self.n_control_points * d
-        body, lengths = fixed_length_ids(ids, n_tokens)
-        in_range = (body >= 0) & (body < self.n_bins)
-        valid = (lengths == n_tokens) & in_range.all(axis=1)
-        if on_invalid == "raise" and not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise InvalidTokensError(
-                f"sequence {bad} is not a valid bspline encoding: {int(lengths[bad])} ids "
-                f"(expected {n_tokens}, each in [0, {self.n_bins}))"
-            )
+        body, valid = self._fixed_length_body(ids, n_tokens, self.n_bins, on_invalid)
         levels = np.where(body >= 0, np.clip(body, 0, self.n_bins - 1), (self.n_bins - 1) / 2)
         coeff = low + levels.reshape(len(body), self.n_control_points, d) / (self.n_bins - 1) * width
         out = np.einsum("hn,bnd->bhd", self.basis(h), coeff)
