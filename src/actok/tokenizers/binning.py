@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, as_chunks, flatten_rows
+from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows
 
 
 class BinningTokenizer(ActionTokenizer):
@@ -50,25 +49,15 @@ class BinningTokenizer(ActionTokenizer):
         chunks = self._check_shape(chunks)
         return flatten_rows(self.bins(chunks)).tolist()
 
-    def decode(
-        self,
-        ids: Sequence[Sequence[int]],
-        horizon: int | None = None,
-        action_dim: int | None = None,
-        return_valid: bool = False,
-        on_invalid: str = "zeros",
-    ):
-        self._check_policy(on_invalid)
-        h, d = self._decode_shape(horizon, action_dim)
-        n_tokens = h * d
-        body, valid = self._fixed_length_body(ids, n_tokens, self.n_bins, on_invalid)
-        table = self.bin_values(d)
-        dim_of_position = np.arange(n_tokens) % d
-        values = table[np.clip(body, 0, self.n_bins - 1), dim_of_position]
-        if on_invalid == "relaxed":
-            # Keep what decodes: clip stray ids into range, fill missing positions with 0 (the normalized centre).
-            values[body < 0] = 0.0
-        else:
-            values[~valid] = 0.0
-        out = values.reshape(len(body), h, d)
-        return (out, valid) if return_valid else out
+    def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Valid: exactly H·D ids in [0, n_bins). The repair clips stray ids into range and puts 0 (the
+        normalized centre) where an id is missing or not an id."""
+        n_tokens = horizon * action_dim
+        body = batch.fixed(n_tokens)
+        valid = (batch.lengths == n_tokens) & ((body >= 0) & (body < self.n_bins)).all(axis=1)
+        values = self.bin_values(action_dim)[np.clip(body, 0, self.n_bins - 1), np.arange(n_tokens) % action_dim]
+        values[body < 0] = 0.0
+        return values.reshape(len(body), horizon, action_dim), valid
+
+    def _valid_encoding(self, horizon: int, action_dim: int) -> str:
+        return f"exactly {horizon * action_dim} ids (H {horizon} x D {action_dim}), each in [0, {self.n_bins})"

@@ -6,7 +6,6 @@ parallel; decode evaluates the spline at the H steps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, as_chunks, flatten_rows
+from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows
 
 RIDGE = 1e-5
 
@@ -100,29 +99,25 @@ class BSplineTokenizer(ActionTokenizer):
         scaled = (self.control_points(chunks) - low) / width * (self.n_bins - 1)
         return flatten_rows(np.clip(np.rint(scaled), 0, self.n_bins - 1).astype(np.int64)).tolist()
 
-    def decode(
-        self,
-        ids: Sequence[Sequence[int]],
-        horizon: int | None = None,
-        action_dim: int | None = None,
-        return_valid: bool = False,
-        on_invalid: str = "zeros",
-    ):
-        """Valid: exactly N·D ids in [0, n_bins). `"relaxed"` clips stray ids and puts missing control points at
-        the middle of their range; `"zeros"` returns zero chunks for invalid sequences."""
-        self._check_policy(on_invalid)
-        h, d = self._decode_shape(horizon, action_dim)
+    def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Valid: exactly N·D ids in [0, n_bins). The repair clips stray ids and puts missing control points at
+        the middle of their range."""
         low, width = self._levels()
-        if d != low.shape[1]:
-            raise ActokError(f"bspline was fitted on {low.shape[1]} dims, asked to decode {d}")
-        n_tokens = self.n_control_points * d
-        body, valid = self._fixed_length_body(ids, n_tokens, self.n_bins, on_invalid)
+        n_tokens = self.n_control_points * action_dim
+        body = batch.fixed(n_tokens)
+        valid = (batch.lengths == n_tokens) & ((body >= 0) & (body < self.n_bins)).all(axis=1)
         levels = np.where(body >= 0, np.clip(body, 0, self.n_bins - 1), (self.n_bins - 1) / 2)
-        coeff = low + levels.reshape(len(body), self.n_control_points, d) / (self.n_bins - 1) * width
-        out = np.einsum("hn,bnd->bhd", self.basis(h), coeff)
-        if on_invalid != "relaxed":
-            out[~valid] = 0.0
-        return (out, valid) if return_valid else out
+        coeff = low + levels.reshape(len(body), self.n_control_points, action_dim) / (self.n_bins - 1) * width
+        return np.einsum("hn,bnd->bhd", self.basis(horizon), coeff), valid
+
+    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:
+        low, _ = self._levels()
+        if action_dim != low.shape[1]:
+            raise ActokError(f"bspline was fitted on {low.shape[1]} dims, asked to decode {action_dim}")
+
+    def _valid_encoding(self, horizon: int, action_dim: int) -> str:
+        n = self.n_control_points * action_dim
+        return f"exactly {n} ids ({self.n_control_points} control points x D {action_dim}), each in [0, {self.n_bins})"
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._levels()

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, fixed_length_ids
+from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks
 
 logger.disable("vector_quantize_pytorch")  # the library logs k-means notes to stderr; we report through results
 WEIGHTS_FILE = "model.safetensors"
@@ -270,42 +270,33 @@ class LearnedTokenizer(ActionTokenizer):
             parts = [model.encode_codes(x[i : i + INFERENCE_BATCH]) for i in range(0, len(x), INFERENCE_BATCH)]
         return torch.cat(parts).numpy().astype(np.int64) if parts else np.zeros((0, self.tokens_per_chunk), np.int64)
 
-    def decode(
-        self,
-        ids: Sequence[Sequence[int]],
-        horizon: int | None = None,
-        action_dim: int | None = None,
-        return_valid: bool = False,
-        on_invalid: str = "zeros",
-    ):
-        """Ids -> chunks. Valid: exactly `tokens_per_chunk` ids, each inside its slot's range. `"relaxed"` keeps
-        what it can (`_relaxed_codes`); `"zeros"` returns zero chunks for invalid sequences."""
-        self._check_policy(on_invalid)
+    def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Valid: exactly `tokens_per_chunk` ids, each inside its slot's range. The repair keeps what it can
+        (`_relaxed_codes`)."""
         model = self._check_model()
-        h, d = self._decode_shape(horizon, action_dim)
-        if (h, d) != (self.horizon, self.action_dim):
-            raise ActokError(
-                f"{self.name} decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, got [H={h}, D={d}]"
-            )
         t = self.tokens_per_chunk
-        body, lengths = fixed_length_ids(ids, t)
+        body = batch.fixed(t)
         codes = body - self.offsets
         in_slot = (body >= 0) & (codes >= 0) & (codes < np.asarray(self.slot_sizes()))
-        valid = (lengths == t) & in_slot.all(axis=1)
-        if on_invalid == "raise" and not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise InvalidTokensError(
-                f"sequence {bad} is not a valid {self.name} encoding: {int(lengths[bad])} ids (expected {t}, "
-                f"position i in [offset_i, offset_i + codes_i) with offsets {self.offsets.tolist()})"
+        valid = (batch.lengths == t) & in_slot.all(axis=1)
+        out = np.zeros((len(body), horizon, action_dim))
+        keep, usable = self._relaxed_codes(codes, in_slot) if relaxed else (valid, codes)
+        if keep.any():
+            out[keep] = self._decode_codes(model, usable[keep])
+        return out, valid
+
+    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:
+        if (horizon, action_dim) != (self.horizon, self.action_dim):
+            raise ActokError(
+                f"{self.name} decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, "
+                f"got [H={horizon}, D={action_dim}]"
             )
-        out = np.zeros((len(body), h, d))
-        if on_invalid == "relaxed":
-            keep, relaxed = self._relaxed_codes(codes, in_slot)
-            if keep.any():
-                out[keep] = self._decode_codes(model, relaxed[keep])
-        elif valid.any():
-            out[valid] = self._decode_codes(model, codes[valid])
-        return (out, valid) if return_valid else out
+
+    def _valid_encoding(self, horizon: int, action_dim: int) -> str:
+        return (
+            f"exactly {self.tokens_per_chunk} ids, position i in [offset_i, offset_i + codes_i) "
+            f"with offsets {self.offsets.tolist()}"
+        )
 
     def _relaxed_codes(self, codes: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best effort for invalid sequences: decode only rows whose every slot is usable (subclasses do more)."""
