@@ -244,7 +244,12 @@ def test_existing_output_needs_overwrite(pusht, tmp_path, capsys):
     code, _, err = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
     assert_one_line_error(code, err, "pass --overwrite")
     assert (out / "mine.txt").read_text() == "keep me"
-    code, _, _ = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out, "--overwrite"], capsys)
+    # --overwrite replaces only a folder actok wrote: this one holds the user's file, so it is refused too
+    code, _, err = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out, "--overwrite"], capsys)
+    assert_one_line_error(code, err, "not written by actok")
+    assert (out / "mine.txt").read_text() == "keep me"
+    (out / "mine.txt").unlink()
+    code, _, _ = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
     assert code == 0 and load_tokenizer(out).name == "binning"
 
 

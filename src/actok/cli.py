@@ -10,9 +10,7 @@ import argparse
 import inspect
 import itertools
 import json
-import shutil
 import sys
-import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -29,6 +27,7 @@ from actok.data.lerobot import LeRobotDatasetReader, resolve_dataset_root
 from actok.data.normalize import NormalizationMode, Normalizer
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
 from actok.errors import ActokError
+from actok.outputs import check_output_location, check_replaceable_folder, output_lock, write_folder_atomically
 from actok.tokenizers import (
     available_tokenizers,
     constructor_parameters,
@@ -183,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
     _flag(bench, "report", boolean=True, default=False, help="also write report.md/report.html into --output-dir")
+    _flag(bench, "overwrite", boolean=True, default=False, help="with --report: replace an existing report")
     _flag(
         bench,
         "force",
@@ -306,6 +306,8 @@ def _sweep_cells(spec: str, args: argparse.Namespace, others: list[str]) -> list
             raise ActokError(
                 f"bad --sweep {spec!r}: {part.strip()!r} is not KEY=V1,V2 with KEY one of {', '.join(accepted)}"
             )
+        if key in dict(axes):
+            raise ActokError(f"bad --sweep {spec!r}: {key} is given twice; list all its values once, e.g. {key}=1,2,3")
         axes.append((key, [_json_value(v) for v in _split_values(values)]))
     base = _tokenizer_params(name, args, others)
     return [
@@ -315,9 +317,13 @@ def _sweep_cells(spec: str, args: argparse.Namespace, others: list[str]) -> list
 
 
 def _json_value(raw: str) -> Any:
+    """A flag value as JSON (numbers, lists, true/false); anything else is a plain string (e.g. `device=cpu`),
+    except text that starts like JSON but does not parse, which is an error."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as exc:
+        if raw.strip()[:1] in '[{"' or raw.strip()[:1].isdigit() or raw.strip()[:1] in "-.":
+            raise ActokError(f"value {raw!r} is not valid JSON ({exc.msg}); e.g. 10, 0.5, [8,5,5] or true") from None
         return raw
 
 
@@ -406,39 +412,35 @@ def _compression_stats(tokenizer: ActionTokenizer, chunks: np.ndarray) -> dict:
     }
 
 
-def _check_output_dir(path: Path, overwrite: bool) -> None:
-    if path.exists() and not path.is_dir():
-        raise ActokError(f"output path {path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ActokError(f"output folder {path} already exists and is not empty; pass --overwrite to replace it")
-
-
-def _write_folder_atomically(path: Path, write) -> None:
-    """Write into a sibling temporary folder, then swap it in, so a failure never leaves a half folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
 # -------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    name = args.tokenizer or DEFAULT_TRAIN_TOKENIZER
-    _parse_tokenizer_names(name)
+    name = DEFAULT_TRAIN_TOKENIZER if args.tokenizer is None else args.tokenizer.strip()
+    if name not in available_tokenizers():
+        _parse_tokenizer_names(name)  # the one-line error with the valid names
+        raise ActokError(f"--tokenizer takes one tokenizer for train, got {name!r}")
     params = _tokenizer_params(name, args)
     config = _chunk_config(args, TRAIN_ENCODED_DIMS)
     config.validate()
     tokenizer = create_tokenizer(name, **params)
     reader, repo_id = _dataset(args, allow_bundled=False)
     output = Path(args.output_dir or f"./{name}_tokenizer_{repo_id.replace('/', '_')}")
-    _check_output_dir(output, args.overwrite)
+    if args.output_dir is not None and not args.output_dir.strip():
+        raise ActokError("--output-dir is empty; give a folder path")
+    check_output_location(output, [reader.root])
+    with output_lock(output):
+        check_replaceable_folder(output, args.overwrite)
+        return _train(args, name, tokenizer, config, reader, repo_id, output)
 
+
+def _train(
+    args: argparse.Namespace,
+    name: str,
+    tokenizer: ActionTokenizer,
+    config: ChunkConfig,
+    reader: LeRobotDatasetReader,
+    repo_id: str,
+    output: Path,
+) -> int:
     chunks = build_chunks(reader, config)
     _print_chunk_summary(reader, repo_id, chunks)
     print(f"\nTraining {name} tokenizer on {len(chunks.train)} action chunks...")
@@ -497,7 +499,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         codec.save(folder)
         (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
-    _write_folder_atomically(output, write)
+    write_folder_atomically(output, write, args.overwrite)
     print(f"\n✅ Saved {name} tokenizer to {output}")
     return 0
 
@@ -521,8 +523,6 @@ def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from actok.bench import benchmark_tokenizer, comparison_table, results_filename, write_result
-    from actok.bench.metrics import dct_coefficient_variances
 
     if args.action_tokenizer_path and (args.tokenizer or args.sweep):
         raise ActokError("pass either --action-tokenizer-path or --tokenizer/--sweep, not both")
@@ -536,20 +536,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
         entries = [(loaded.name, loaded.name, None, loaded)]
     else:
         names: list[str] = []
-        if args.tokenizer or not args.sweep:
+        if args.tokenizer is not None or not args.sweep:
             core = [n for n in available_tokenizers() if not tokenizer_extra(n)]
-            spec = args.tokenizer or ",".join(core)
+            spec = ",".join(core) if args.tokenizer is None else args.tokenizer
             names = _parse_tokenizer_names(",".join(available_tokenizers()) if spec.strip() == "all" else spec)
         everyone = names + [sweep.partition(":")[0].strip() for sweep in args.sweep]
         entries = [(n, n, _tokenizer_params(n, args, everyone), None) for n in names]
         for sweep in args.sweep:
             entries += [(n, _cell_label(n, p, True), p, None) for n, p in _sweep_cells(sweep, args, everyone)]
+        labels = [label for _, label, _, _ in entries]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ActokError(f"the same cell is requested twice ({', '.join(repeated)}); list each tokenizer once")
         for name, _, params, _ in entries:
             create_tokenizer(name, **params)  # fail on bad parameters before any work
     config = _chunk_config(args, BENCH_ENCODED_DIMS, saved)
     config.validate()
     datasets = _datasets(args)
+    if not str(args.output_dir).strip():
+        raise ActokError("--output-dir is empty; give a folder path")
+    output = check_output_location(args.output_dir, [r.root for r, _ in datasets], replaces_folder=False)
+    if args.report:
+        from actok.bench.report import REPORT_HTML, REPORT_MD
+
+        existing = [output / f for f in (REPORT_MD, REPORT_HTML) if (output / f).exists()]
+        if existing and not args.overwrite:
+            raise ActokError(f"{existing[0]} already exists; pass --overwrite to replace the report")
+    with output_lock(output):
+        return _bench(args, entries, datasets, config, saved)
+
+
+def _bench(args: argparse.Namespace, entries: list, datasets: list, config: ChunkConfig, saved: dict | None) -> int:
     from tqdm.auto import tqdm
+
+    from actok.bench import benchmark_tokenizer, comparison_table, results_filename, write_result
+    from actok.bench.metrics import dct_coefficient_variances
 
     bar = tqdm(
         total=len(entries) * len(datasets), desc="bench", disable=len(entries) * len(datasets) < 2, file=sys.stderr
@@ -617,7 +638,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.report:
         from actok.bench.report import write_report
 
-        md, page = write_report(Path(args.output_dir), overwrite=True)  # a report of this folder, refreshed
+        md, page = write_report(Path(args.output_dir), overwrite=args.overwrite)
         print(f"wrote {md}\nwrote {page}")
     return 0
 
@@ -656,20 +677,41 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     sys.stderr.write(f"warning: {message}\n")
 
 
+def _close_progress_bars() -> None:
+    """Close progress bars still on screen, so an error or "interrupted" is one clean line on stderr."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    _close_progress_bars()
+    sys.stdout.flush()
+    sys.stderr.write(f"actok {command}: {message}\n")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already reported on one line
         return int(exc.code or 0)
+    commands = {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "casestudy": cmd_casestudy}
+    previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "casestudy": cmd_casestudy}[args.command](
-            args
-        )
+        return commands[args.command](args)
     except ActokError as exc:
-        sys.stderr.write(f"actok {args.command}: error: {exc}\n")
-        return 2
+        return _fail(args.command, f"error: {exc}", 2)
+    except KeyboardInterrupt:  # temporary files are removed on the way out; nothing half-written stays
+        return _fail(args.command, "interrupted", 130)
+    except OSError as exc:  # the file system said no (unwritable folder, disk full, ...)
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(args.command, f"error: cannot access{where}: {exc.strerror or exc}", 2)
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

@@ -1,0 +1,203 @@
+"""Where actok writes, and how: one rule for every command.
+
+- Nothing that exists is replaced without `overwrite=True` (`--overwrite`), and `--overwrite` replaces only what
+  actok wrote: a tokenizer folder that holds actok's own config and nothing else, or actok's report files.
+- A folder that cannot be an output is refused up front: the working directory or one of its ancestors, the
+  home or root folder, a dataset folder (or a folder inside it, or one that contains it).
+- Results appear whole or not at all: a folder is written beside its destination and renamed into place; a file
+  is written to a temporary name and renamed. A failure or Ctrl-C leaves what was there before.
+- One run at a time per output: a second run into the same output, while the first holds it, stops at once with
+  exit 2 instead of racing it (an advisory lock file beside the output, removed when the run ends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from actok.errors import ActokError
+
+# What `actok train` / `ActionCodec.save` may put in a tokenizer folder (every tokenizer's files, and the
+# transformers-5 subfolder); a folder holding anything else is not replaced by --overwrite.
+TOKENIZER_FOLDER_FILES = frozenset(
+    {
+        "actok_tokenizer.json",
+        "pipeline.json",
+        "metadata.json",
+        "fit_profile.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "processing_action_tokenizer.py",
+        "bpe_tokenizer",
+        "model.safetensors",
+        "klt_basis.npz",
+        "__pycache__",
+    }
+)
+TOKENIZER_MARKER = "actok_tokenizer.json"
+
+
+def _resolved(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def check_output_location(
+    path: str | os.PathLike, datasets: Sequence[str | os.PathLike] = (), replaces_folder: bool = True
+) -> Path:
+    """Refuse an output location that could never be safe; returns the absolute path. `replaces_folder`: the
+    output is a whole folder that `--overwrite` replaces (train), so the working directory, its parents, home and
+    root are refused too; a folder that only receives files (bench results) must merely not overlap a dataset."""
+    target = _resolved(path)
+    shown = f"'{path}'"
+    if target.exists() and not target.is_dir():
+        raise ActokError(f"output path {shown} exists and is not a folder")
+    if replaces_folder:
+        cwd, home = _resolved(Path.cwd()), _resolved(Path.home())
+        if target == Path(target.anchor):
+            raise ActokError(f"output folder {shown} is the root folder; choose a new folder")
+        if target == home:
+            raise ActokError(f"output folder {shown} is your home folder; choose a new folder")
+        if target == cwd or target in cwd.parents:
+            raise ActokError(
+                f"output folder {shown} is the working directory or one of its parents; choose a new folder, "
+                "e.g. ./my_tokenizer"
+            )
+    for dataset in datasets:
+        root = _resolved(dataset)
+        if target == root or root in target.parents or target in root.parents:
+            raise ActokError(f"output folder {shown} overlaps the dataset folder {root}; write outside the dataset")
+    return target
+
+
+def foreign_entries(folder: Path, allowed: frozenset[str] = TOKENIZER_FOLDER_FILES) -> list[str]:
+    """Entries of `folder` that actok does not write (what is in the way of an overwrite)."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in allowed)
+
+
+def check_replaceable_folder(folder: Path, overwrite: bool) -> None:
+    """A tokenizer output folder may be written when it does not exist or is empty, or, with `overwrite`, when it
+    is a tokenizer folder actok wrote (its config file, nothing but actok's files)."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if not overwrite:
+        raise ActokError(f"output folder {folder} already exists and is not empty; pass --overwrite to replace it")
+    if not (folder / TOKENIZER_MARKER).is_file():
+        raise ActokError(
+            f"--overwrite refused: {folder} was not written by actok (no {TOKENIZER_MARKER}); "
+            "remove it yourself or choose another --output-dir"
+        )
+    foreign = foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ActokError(
+            f"--overwrite refused: {folder} holds files actok did not write ({shown}); "
+            "move them away or choose another --output-dir"
+        )
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the output `path` for a run; a second run fails at once with exit 2.
+
+    The lock file `.{name}.actok-lock` sits beside the output (so it works before the output exists) and is
+    removed at the end; the inode check guards against taking a lock on a file another run just removed."""
+    target = _resolved(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.actok-lock"
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ActokError(
+                    f"another actok run is writing {target} right now; wait for it to finish or choose another "
+                    "--output-dir"
+                ) from None
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: take the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+        os.close(fd)
+
+
+def write_folder_atomically(path: Path, write: Callable[[Path], None], overwrite: bool) -> None:
+    """Write a folder through `write(tmp)` in a sibling temporary folder, then move it into place.
+
+    Call under `output_lock(path)`. An existing folder is only replaced with `overwrite` and when
+    `check_replaceable_folder` allows it (checked again at the move); it is first renamed aside, so a failure
+    before the final rename puts it back."""
+    path = _resolved(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".actok-tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make the result private
+    aside: Path | None = None
+    try:
+        write(tmp)
+        check_replaceable_folder(path, overwrite)
+        if path.is_dir() and any(path.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".actok-old", dir=path.parent))
+            os.rename(path, aside / "old")
+        elif path.is_dir():
+            path.rmdir()  # empty: nothing to keep
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if aside is not None:
+                os.rename(aside / "old", path)
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise ActokError(
+                    f"{path} was created by something else while this run wrote it; nothing replaced"
+                ) from None
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_file_atomically(path: Path, data: bytes | str, overwrite: bool) -> None:
+    """Write one file through a temporary name in the same folder; an existing file is replaced only with
+    `overwrite` (without it, the final link fails if the file appeared meanwhile)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".actok-tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic create-if-absent
+            except FileExistsError:
+                raise ActokError(f"{path} already exists; pass --overwrite to replace it") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
