@@ -21,6 +21,7 @@ import numpy as np
 from actok import __version__
 from actok.casestudy.main import add_arguments as casestudy_arguments
 from actok.casestudy.main import run as cmd_casestudy
+from actok.cli_args import OneLineParser, add_flag
 from actok.codec import PIPELINE_FILE, ActionCodec
 from actok.data.chunks import dims_to_spec
 from actok.data.lerobot import LeRobotDatasetReader, resolve_dataset_root
@@ -46,80 +47,54 @@ BUNDLED_REPO_ID = "pusht"
 PARAM_FLAGS = ("vocab_size", "scale", "n_bins", "device")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message by default)
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        sys.exit(2)
-
-
-def _bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    low = value.strip().lower()
-    if low in ("true", "1", "yes", "y", "on"):
-        return True
-    if low in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
-    """Add `--name-with-dashes` and `--name_with_underscores` as one option."""
-    dashed, snake = name.replace("_", "-"), name.replace("-", "_")
-    options = [f"--{dashed}"] + ([f"--{snake}"] if snake != dashed else [])
-    if kwargs.pop("boolean", False):
-        kwargs.update(nargs="?", const=True, type=_bool, metavar="BOOL")
-    parser.add_argument(*options, dest=snake, **kwargs)
-
-
 def _dataset_flags(p: argparse.ArgumentParser, sample_fraction: float, several: bool = False) -> None:
     more = {"action": "append", "default": None} if several else {}
     again = " (repeatable: several datasets, paired in order with --root)" if several else ""
-    _flag(
+    add_flag(
         p, "repo_id", help=f"LeRobot dataset repo id, e.g. lerobot/pusht (looked up in the local cache){again}", **more
     )
-    _flag(p, "root", help=f"dataset folder (a LeRobot dataset root); overrides the cache lookup{again}", **more)
-    _flag(p, "action_horizon", type=int, default=None, help="steps per chunk (default 10)")
-    _flag(p, "encoded_dims", default=None, help="dims to encode as python slices, e.g. 0:6,7:14")
-    _flag(p, "delta_dims", default=None, help="dims made relative to the state at the chunk's first frame")
-    _flag(
+    add_flag(p, "root", help=f"dataset folder (a LeRobot dataset root); overrides the cache lookup{again}", **more)
+    add_flag(p, "action_horizon", type=int, default=None, help="steps per chunk (default 10)")
+    add_flag(p, "encoded_dims", default=None, help="dims to encode as python slices, e.g. 0:6,7:14")
+    add_flag(p, "delta_dims", default=None, help="dims made relative to the state at the chunk's first frame")
+    add_flag(
         p,
         "use_delta_transform",
         boolean=True,
         default=None,
         help="apply the delta transform (default: on when --delta-dims is given)",
     )
-    _flag(p, "state_key", default="observation.state", help="state column for the delta transform")
-    _flag(
+    add_flag(p, "state_key", default="observation.state", help="state column for the delta transform")
+    add_flag(
         p,
         "normalization_mode",
         default=None,
         help="IDENTITY, MEAN_STD, MIN_MAX, QUANTILES (default) or QUANTILE10",
     )
-    _flag(p, "max_episodes", type=int, default=None, help="use only the first N episodes")
-    _flag(
+    add_flag(p, "max_episodes", type=int, default=None, help="use only the first N episodes")
+    add_flag(
         p,
         "sample_fraction",
         type=float,
         default=sample_fraction,
         help=f"fraction of chunks kept per episode (default {sample_fraction})",
     )
-    _flag(
+    add_flag(
         p,
         "holdout_fraction",
         type=float,
         default=0.1,
         help="fraction of episodes held out from fit (default 0.1; 0 = none)",
     )
-    _flag(p, "seed", type=int, default=0, help="seed of the episode split")
+    add_flag(p, "seed", type=int, default=0, help="seed of the episode split")
 
 
 def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
-    _flag(p, "vocab_size", type=int, default=None, help="vocabulary size (tokenizers that learn one)")
-    _flag(p, "scale", type=float, default=None, help="coefficient quantization scale (DCT/wavelet tokenizers)")
-    _flag(p, "n_bins", type=int, default=None, help="bins per value (binning tokenizers)")
-    _flag(p, "device", default=None, help="learned tokenizers: auto (GPU when present, else CPU), cpu, cuda, cuda:N")
-    _flag(
+    add_flag(p, "vocab_size", type=int, default=None, help="vocabulary size (tokenizers that learn one)")
+    add_flag(p, "scale", type=float, default=None, help="coefficient quantization scale (DCT/wavelet tokenizers)")
+    add_flag(p, "n_bins", type=int, default=None, help="bins per value (binning tokenizers)")
+    add_flag(p, "device", default=None, help="learned tokenizers: auto (GPU when present, else CPU), cpu, cuda, cuda:N")
+    add_flag(
         p,
         "tokenizer_param",
         action="append",
@@ -130,9 +105,9 @@ def _tokenizer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="actok", description="Train and benchmark robot action tokenizers on LeRobot datasets.")
+    parser = OneLineParser(prog="actok", description="Train and benchmark robot action tokenizers on LeRobot datasets.")
     parser.add_argument("--version", action="version", version=f"actok {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     train = sub.add_parser(
         "train",
@@ -140,15 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a tokenizer on a LeRobot dataset's training episodes and save it with metadata.json.",
     )
     _dataset_flags(train, sample_fraction=0.1)
-    _flag(
+    add_flag(
         train,
         "tokenizer",
         default=None,
         help=f"tokenizer to train (default {DEFAULT_TRAIN_TOKENIZER}); one of: {', '.join(available_tokenizers())}",
     )
     _tokenizer_flags(train)
-    _flag(train, "output_dir", default=None, help="where to save (default ./{tokenizer}_tokenizer_{repo_id})")
-    _flag(train, "overwrite", boolean=True, default=False, help="replace an existing output folder")
+    add_flag(train, "output_dir", default=None, help="where to save (default ./{tokenizer}_tokenizer_{repo_id})")
+    add_flag(train, "overwrite", boolean=True, default=False, help="replace an existing output folder")
 
     bench = sub.add_parser(
         "bench",
@@ -156,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark tokenizers on held-out episodes; writes one results JSON per tokenizer.",
     )
     _dataset_flags(bench, sample_fraction=0.2, several=True)
-    _flag(bench, "action_tokenizer_path", default=None, help="a saved tokenizer folder to benchmark")
-    _flag(
+    add_flag(bench, "action_tokenizer_path", default=None, help="a saved tokenizer folder to benchmark")
+    add_flag(
         bench,
         "tokenizer",
         default=None,
@@ -165,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that needs no optional extra: " + ", ".join(n for n in available_tokenizers() if not tokenizer_extra(n)) + ")",
     )
     _tokenizer_flags(bench)
-    _flag(
+    add_flag(
         bench,
         "sweep",
         action="append",
@@ -173,17 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:KEY=V1,V2[;KEY2=...]",
         help="a parameter grid for one tokenizer, e.g. 'fast:scale=2,5,10' (repeatable; every combination is a cell)",
     )
-    _flag(
+    add_flag(
         bench,
         "max_chunks_for_reconstruction",
         type=int,
         default=500,
         help="chunks used for reconstruction and timing (default 500)",
     )
-    _flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
-    _flag(bench, "report", boolean=True, default=False, help="also write report.md/report.html into --output-dir")
-    _flag(bench, "overwrite", boolean=True, default=False, help="with --report: replace an existing report")
-    _flag(
+    add_flag(bench, "output_dir", default="outputs/action_tokenizer_benchmark", help="results folder")
+    add_flag(bench, "report", boolean=True, default=False, help="also write report.md/report.html into --output-dir")
+    add_flag(bench, "overwrite", boolean=True, default=False, help="with --report: replace an existing report")
+    add_flag(
         bench,
         "force",
         boolean=True,
@@ -199,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reverse water-filling bound, token-length histograms, per-dimension error, timings.",
     )
     report.add_argument("results_dir", help="folder with bench result JSON files")
-    _flag(report, "output_dir", default=None, help="where to write the report (default: the results folder)")
-    _flag(report, "overwrite", boolean=True, default=False, help="replace an existing report")
+    add_flag(report, "output_dir", default=None, help="where to write the report (default: the results folder)")
+    add_flag(report, "overwrite", boolean=True, default=False, help="replace an existing report")
 
     casestudy = sub.add_parser(
         "casestudy",

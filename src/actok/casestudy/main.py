@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from actok.cli_args import OneLineParser, add_flag
 from actok.errors import ActokError
 
 DEFAULT_SAMPLING_RATES = (25, 50, 100, 200, 400, 800)
@@ -27,8 +28,7 @@ DEFAULTS = {"sampling_rates": list(DEFAULT_SAMPLING_RATES), "num_sequences": 100
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     def flag(name: str, **kw: Any) -> None:
-        dashed, snake = f"--{name.replace('_', '-')}", f"--{name}"
-        p.add_argument(*dict.fromkeys([dashed, snake]), dest=name, **kw)  # both spellings, as every actok flag
+        add_flag(p, name, **kw)
 
     flag(
         "sampling_rates",
@@ -61,9 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from actok.cli import _Parser  # one-line usage errors, as in every actok command
-
-    parser = _Parser(prog="actok casestudy", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="actok casestudy", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser
 

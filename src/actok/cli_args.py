@@ -1,0 +1,40 @@
+"""Argument-parsing helpers shared by every command line (`actok`, `actok casestudy`).
+
+Every flag accepts both spellings (`--repo-id` / `--repo_id`) and both forms (`--flag value` / `--flag=value`);
+booleans are a bare flag or take true/false; a usage error is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (argparse prints the whole usage block by default)."""
+
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def parse_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    low = value.strip().lower()
+    if low in ("true", "1", "yes", "y", "on"):
+        return True
+    if low in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def add_flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    """Add `--name-with-dashes` and `--name_with_underscores` as one option (`boolean=True`: a bare flag or a
+    true/false value)."""
+    dashed, snake = name.replace("_", "-"), name.replace("-", "_")
+    options = [f"--{dashed}"] + ([f"--{snake}"] if snake != dashed else [])
+    if kwargs.pop("boolean", False):
+        kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+    parser.add_argument(*options, dest=snake, **kwargs)
