@@ -21,6 +21,7 @@ import numpy as np
 from actok import __version__
 from actok.casestudy.main import add_arguments as casestudy_arguments
 from actok.casestudy.main import run as cmd_casestudy
+from actok.check import check_dataset, fit_baseline, format_report, profile_fit, save_profile
 from actok.cli_args import OneLineParser, add_flag
 from actok.codec import PIPELINE_FILE, ActionCodec
 from actok.data.chunks import dims_to_spec
@@ -176,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results_dir", help="folder with bench result JSON files")
     add_flag(report, "output_dir", default=None, help="where to write the report (default: the results folder)")
     add_flag(report, "overwrite", boolean=True, default=False, help="replace an existing report")
+
+    check = sub.add_parser(
+        "check",
+        help="check serving data against a saved tokenizer's fit-time profile (normalization drift)",
+        description="Run a dataset through a saved tokenizer folder's pipeline (its recorded normalization, not "
+        "stats of this dataset) and compare token lengths, out-of-range values, clipping, invalid decodes and RMSE "
+        "with what actok train recorded (fit_profile.json). Exit 0 ok, 1 drift, 2 user error.",
+    )
+    add_flag(check, "action_tokenizer_path", required=True, help="a saved tokenizer folder (with pipeline.json)")
+    add_flag(check, "repo_id", help="LeRobot dataset repo id of the serving data (looked up in the local cache)")
+    add_flag(check, "root", help="serving dataset folder (a LeRobot dataset root); overrides the cache lookup")
+    add_flag(
+        check, "sample_fraction", type=float, default=0.2, help="fraction of chunks kept per episode (default 0.2)"
+    )
+    add_flag(
+        check, "max_chunks", type=int, default=None, help="check a random subset of at most N chunks (default all)"
+    )
+    add_flag(check, "seed", type=int, default=0, help="seed of the --max-chunks subset")
+    add_flag(check, "json", boolean=True, default=False, help="print one JSON object instead of the table")
 
     casestudy = sub.add_parser(
         "casestudy",
@@ -443,6 +463,10 @@ def _train(
         )
 
     codec = ActionCodec.from_chunks(tokenizer, chunks)
+    fit_profile = profile_fit(codec, chunks)
+    print(
+        f"  Recommended max token length: {fit_baseline(fit_profile)['max_token_len']} (fit_profile.json, for actok check)"
+    )
     metadata = {
         "repo_id": repo_id,
         "root": str(reader.root),
@@ -472,11 +496,21 @@ def _train(
 
     def write(folder: Path) -> None:
         codec.save(folder)
+        save_profile(folder, fit_profile)
         (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
     write_folder_atomically(output, write, args.overwrite)
     print(f"\n✅ Saved {name} tokenizer to {output}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    reader, _ = _dataset(args, allow_bundled=False)
+    report = check_dataset(
+        args.action_tokenizer_path, reader, args.sample_fraction, args.max_chunks, args.seed, progress=True
+    )
+    print(json.dumps(report) if args.json else format_report(report))
+    return 1 if report["verdict"] == "drift" else 0
 
 
 def _saved_pipeline(path: Path) -> dict | None:
@@ -498,7 +532,6 @@ def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-
     if args.action_tokenizer_path and (args.tokenizer or args.sweep):
         raise ActokError("pass either --action-tokenizer-path or --tokenizer/--sweep, not both")
     if args.max_chunks_for_reconstruction < 1:
@@ -673,7 +706,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already reported on one line
         return int(exc.code or 0)
-    commands = {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "casestudy": cmd_casestudy}
+    commands = {
+        "train": cmd_train,
+        "bench": cmd_bench,
+        "check": cmd_check,
+        "report": cmd_report,
+        "casestudy": cmd_casestudy,
+    }
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
