@@ -1,4 +1,4 @@
-"""Command line: `actok train`, `actok bench`, `actok report`, `actok casestudy`.
+"""Command line: `actok train`, `actok bench`, `actok check`, `actok report`, `actok casestudy`.
 
 Every flag accepts both spellings (`--repo-id` / `--repo_id`) and both forms (`--flag value` / `--flag=value`);
 booleans are a bare flag or take true/false. A user mistake prints one line on stderr and exits with code 2.
