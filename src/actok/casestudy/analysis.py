@@ -7,7 +7,6 @@ import numpy as np
 # Third-party reimplementation on naive 256-bin tokens (REFERENCES §7), H = 25, 50, 100, 200, 400, 800.
 PUBLISHED_SAMPLING_RATES = (25, 50, 100, 200, 400, 800)
 PUBLISHED_DIFF_ENTROPY_BITS = (6.10, 5.04, 4.09, 3.09, 2.18, 1.47)
-PUBLISHED_ZERO_DIFF_SHARE_FIRST_LAST = (0.012, 0.593)  # only the H=25 and H=800 values are published
 
 
 def marginal_information(ids: list[list[int]]) -> dict[str, float]:
