@@ -195,7 +195,7 @@ def _setting(result: dict) -> str:
     return f"{c['repo_id']}: H={c['action_horizon']}, dims {c['encoded_dims']}, {c['normalization_mode']}{delta}"
 
 
-def _labels(results: list[dict]) -> list[str]:
+def series_labels(results: list[dict]) -> list[str]:
     """Tokenizer name plus the parameters that differ between results of the same tokenizer; a label that would
     repeat gets ` #2`, ` #3`, ... (the same configuration benchmarked again)."""
     labels, seen = [], {}
@@ -436,7 +436,7 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
     ]
     for g, (setting, rows) in enumerate(sorted(groups.items())):
         rows.sort(key=lambda r: (r["config"]["tokenizer"], r["metrics"]["reconstruction_rmse"]))
-        labels = _labels(rows)
+        labels = series_labels(rows)
         m0 = rows[0]["metrics"]
         split = f"{m0.get('evaluated_split', '?')} split, {m0['num_chunks_evaluated']} chunks evaluated"
         md += [
