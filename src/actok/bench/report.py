@@ -1,9 +1,10 @@
 """`actok report DIR`: results JSON files -> report.md + a self-contained report.html (figures inlined).
 
-Reads only the JSON files bench wrote (never re-runs anything), groups them by data setting (dataset, horizon,
-dims, normalization, delta), and draws per setting: the rate-distortion plot (mean tokens and bits per chunk vs
-RMSE, Pareto frontier, Gaussian reverse water-filling bound from the training DCT coefficient variances),
-token-length histograms, per-dimension error and encode/decode time.
+Reads only the JSON files bench wrote (never re-runs anything; a JSON file that is not a readable bench result is
+skipped with a warning naming it), groups them by data setting (dataset, horizon, dims, normalization, delta), and
+draws per setting: the rate-distortion plot (mean tokens and bits per chunk vs RMSE, Pareto frontier, Gaussian
+reverse water-filling bound from the training DCT coefficient variances), the token-length distributions, the
+per-dimension error and the encode/decode time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import base64
 import html
 import io
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,146 +23,42 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from actok.bench.metrics import reverse_water_filling
-from actok.errors import ActokError
+from actok.errors import ActokError, ActokWarning
 
 REPORT_MD, REPORT_HTML, FIGURE_DIR = "report.md", "report.html", "report_files"
 
+# One colour per tokenizer (none of them red: red is the bound) and one marker per run of that tokenizer, so a
+# sweep reads as one family and no two series look alike.
+TOKENIZER_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#7b4173",
+    "#000000",
+]
+RUN_MARKERS = "osD^vP*Xph<>"
 
-def load_results(directory: Path) -> list[dict[str, Any]]:
-    """Every bench result JSON in `directory` (other JSON files are skipped)."""
-    if not directory.is_dir():
-        raise ActokError(f"results folder {directory} does not exist")
-    out = []
-    for path in sorted(directory.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(data, dict) and {"config", "metrics"} <= set(data) and "reconstruction_rmse" in data["metrics"]:
-            out.append({**data, "path": path})
-    if not out:
-        raise ActokError(f"no bench result JSON in {directory} (run `actok bench --output-dir {directory}` first)")
-    return out
-
-
-def _setting(result: dict) -> str:
-    c = result["config"]
-    delta = f", delta {c['delta_dims']}" if c.get("use_delta_transform") and c.get("delta_dims") else ""
-    return f"{c['repo_id']}: H={c['action_horizon']}, dims {c['encoded_dims']}, {c['normalization_mode']}{delta}"
-
-
-def _labels(results: list[dict]) -> list[str]:
-    """Tokenizer name plus the parameters that differ between results of the same tokenizer."""
-    labels = []
-    for r in results:
-        same = [o for o in results if o["config"]["tokenizer"] == r["config"]["tokenizer"]]
-        params = r["config"].get("tokenizer_params", {})
-        varying = [k for k in params if len({json.dumps(o["config"]["tokenizer_params"].get(k)) for o in same}) > 1]
-        extra = ", ".join(f"{k}={params[k]}" for k in varying)
-        labels.append(f"{r['config']['tokenizer']}({extra})" if extra else r["config"]["tokenizer"])
-    return labels
-
-
-def pareto_front(rmse: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both RMSE and cost, sorted by RMSE."""
-    order = np.lexsort((cost, rmse))
-    front, best = [], np.inf
-    for i in order:
-        if cost[i] < best:
-            front.append(i)
-            best = cost[i]
-    return np.array(front, dtype=int)
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def rate_distortion_figure(results: list[dict], labels: list[str]) -> bytes:
-    rmse = np.array([r["metrics"]["reconstruction_rmse"] for r in results])
-    tokens = np.array([r["metrics"]["mean_token_length"] for r in results])
-    bits = np.array([r["metrics"]["bits_per_chunk"] for r in results])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    names = sorted({r["config"]["tokenizer"] for r in results})
-    colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
-    for ax, cost, ylabel in ((axes[0], tokens, "mean tokens per chunk"), (axes[1], bits, "bits per chunk")):
-        for i, r in enumerate(results):
-            ax.scatter(rmse[i], cost[i], color=colors[r["config"]["tokenizer"]], s=30, zorder=3)
-            ax.annotate(labels[i], (rmse[i], cost[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = pareto_front(rmse, cost)
-        ax.step(rmse[front], cost[front], where="post", color="k", lw=1, ls="--", label="Pareto frontier")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("held-out RMSE (normalized units)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-    variances = results[0]["metrics"].get("train_dct_coefficient_variances")
-    if variances:
-        bound_rmse, bound_bits = reverse_water_filling(np.array(variances))
-        keep = (bound_bits > 0) & (bound_rmse >= rmse.min() / 3)
-        axes[1].plot(
-            bound_rmse[keep], bound_bits[keep], color="tab:red", lw=1.5, label="Gaussian reverse water-filling bound"
-        )
-    for n in names:
-        axes[0].scatter([], [], color=colors[n], label=n)
-    axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
-    fig.suptitle("Rate vs distortion")
-    return _png(fig)
-
-
-def token_length_figure(results: list[dict], labels: list[str]) -> bytes:
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for r, label in zip(results, labels, strict=True):
-        counts = np.array(r["metrics"].get("token_length_counts") or [[r["metrics"]["mean_token_length"], 1]])
-        share = counts[:, 1] / counts[:, 1].sum()
-        ax.step(counts[:, 0], share, where="mid", label=label)
-    ax.set_xlabel("tokens per chunk")
-    ax.set_ylabel("share of chunks")
-    ax.set_xscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Token-length distribution (held-out chunks)")
-    return _png(fig)
-
-
-def per_dimension_figure(results: list[dict], labels: list[str]) -> bytes:
-    mae = [r["metrics"]["per_dimension_mae"] for r in results]
-    n_dims = max(len(m) for m in mae)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * n_dims * max(1, len(results)) / 3), 3.8))
-    width = 0.8 / len(results)
-    for i, (m, label) in enumerate(zip(mae, labels, strict=True)):
-        ax.bar(np.arange(len(m)) + i * width, m, width=width, label=label)
-    ax.set_xticks(np.arange(n_dims) + 0.4 - width / 2, [str(i) for i in range(n_dims)], fontsize=7)
-    ax.set_xlabel("encoded dimension")
-    ax.set_ylabel("MAE (normalized units)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Per-dimension error")
-    return _png(fig)
-
-
-def timing_figure(results: list[dict], labels: list[str]) -> bytes:
-    enc = [r["metrics"]["mean_encode_time_sec"] * 1e6 for r in results]
-    dec = [r["metrics"]["mean_decode_time_sec"] * 1e6 for r in results]
-    y = np.arange(len(results))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(results) + 1.5))
-    ax.barh(y - 0.2, enc, height=0.4, label="encode")
-    ax.barh(y + 0.2, dec, height=0.4, label="decode")
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("µs per chunk (batch call / chunks)")
-    ax.legend()
-    ax.set_title("Encode / decode time")
-    return _png(fig)
-
+BOUND_NOTE = (
+    "Bound: Gaussian reverse water-filling over the training chunks' DCT coefficient variances — the bits a "
+    "perfect coder of independent Gaussian coefficients would need at that RMSE (Cover & Thomas, Elements of "
+    "Information Theory, 2nd ed., Theorem 10.3.3). It ignores the correlation between dims, so a decorrelating "
+    "tokenizer such as klt can reach or cross it (actok's docs/zoo.md)."
+)
 
 TABLE_COLUMNS = [
     ("tokenizer", None, "{}"),
@@ -175,6 +74,334 @@ TABLE_COLUMNS = [
     ("enc µs", "mean_encode_time_sec", "{:.1f}"),
     ("dec µs", "mean_decode_time_sec", "{:.1f}"),
 ]
+
+# What the report reads from a result file and the JSON type each value must have; optional values may be absent
+# or null.
+REQUIRED_FIELDS = {
+    "config": {
+        "tokenizer": "a string",
+        "repo_id": "a string",
+        "action_horizon": "an integer",
+        "encoded_dims": "a string",
+        "normalization_mode": "a string",
+    },
+    "metrics": {
+        "reconstruction_rmse": "a finite number",
+        "mean_token_length": "a finite number",
+        "bits_per_chunk": "a finite number",
+        "mean_encode_time_sec": "a finite number",
+        "mean_decode_time_sec": "a finite number",
+        "num_chunks_evaluated": "an integer",
+        "per_dimension_mae": "a list of numbers",
+    },
+}
+OPTIONAL_FIELDS = {
+    "config": {"tokenizer_params": "an object"},
+    "metrics": {
+        "evaluated_split": "a string",
+        "token_length_counts": "a list of [length, count] pairs",
+        "train_dct_coefficient_variances": "a list of numbers",
+        **{key: "an integer" if key == "vocab_size" else "a number" for _, key, _ in TABLE_COLUMNS if key},
+    },
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    return kinds[type(value)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_type(value: Any, expected: str) -> bool:
+    checks = {
+        "a string": lambda v: isinstance(v, str),
+        "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "a number": _is_number,
+        "a finite number": lambda v: _is_number(v) and math.isfinite(v),
+        "an object": lambda v: isinstance(v, dict),
+        "a list of numbers": lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_number, v)),
+        "a list of [length, count] pairs": lambda v: (
+            isinstance(v, list)
+            and len(v) > 0
+            and all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) and p[1] > 0 for p in v)
+        ),
+    }
+    return checks[expected](value)
+
+
+def result_problem(data: Any) -> str | None:
+    """What keeps parsed JSON `data` from being a bench result the report can draw, or None when nothing does."""
+    if not isinstance(data, dict):
+        return f"the JSON is {_json_kind(data)}, not an object with 'config' and 'metrics'"
+    missing = [key for key in REQUIRED_FIELDS if key not in data]
+    if missing:
+        return f"no {' or '.join(map(repr, missing))} key (a bench result has 'config' and 'metrics')"
+    for section, required in REQUIRED_FIELDS.items():
+        part = data[section]
+        if not isinstance(part, dict):
+            return f"'{section}' is {_json_kind(part)}, expected an object"
+        absent = [key for key in required if key not in part]
+        if absent:
+            return f"'{section}' has no {absent[0]!r}"
+        fields = list(required.items())
+        fields += [(key, kind) for key, kind in OPTIONAL_FIELDS[section].items() if part.get(key) is not None]
+        for key, expected in fields:
+            if not _has_type(part[key], expected):
+                shown = json.dumps(part[key])
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                return f"{section}.{key} is {shown} ({_json_kind(part[key])}), expected {expected}"
+    return None
+
+
+def load_results(directory: Path) -> list[dict[str, Any]]:
+    """Every bench result JSON in `directory`. Each other *.json file is skipped with an ActokWarning that names it
+    and says what is wrong; an ActokError when no valid result remains."""
+    if not directory.is_dir():
+        raise ActokError(f"results folder {directory} does not exist")
+    out, skipped = [], 0
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
+        except json.JSONDecodeError as exc:
+            problem = f"not valid JSON ({exc})"
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror})"
+        else:
+            problem = result_problem(data)
+        if problem:
+            warnings.warn(f"skipped {path}: {problem}", ActokWarning, stacklevel=2)
+            skipped += 1
+        else:
+            out.append({**data, "path": path})
+    if not out and skipped:
+        raise ActokError(
+            f"no valid bench result in {directory}: all {skipped} JSON file(s) were skipped (see the warnings above)"
+        )
+    if not out:
+        raise ActokError(f"no bench result JSON in {directory} (run `actok bench --output-dir {directory}` first)")
+    return out
+
+
+def _setting(result: dict) -> str:
+    c = result["config"]
+    delta = f", delta {c['delta_dims']}" if c.get("use_delta_transform") and c.get("delta_dims") else ""
+    return f"{c['repo_id']}: H={c['action_horizon']}, dims {c['encoded_dims']}, {c['normalization_mode']}{delta}"
+
+
+def series_labels(results: list[dict]) -> list[str]:
+    """Tokenizer name plus the parameters that differ between results of the same tokenizer; a label that would
+    repeat gets ` #2`, ` #3`, ... (the same configuration benchmarked again)."""
+    labels, seen = [], {}
+    for r in results:
+        params = r["config"].get("tokenizer_params") or {}
+        same = [o for o in results if o["config"]["tokenizer"] == r["config"]["tokenizer"]]
+        values = [{json.dumps((o["config"].get("tokenizer_params") or {}).get(k)) for o in same} for k in params]
+        extra = ", ".join(f"{k}={params[k]}" for k, v in zip(params, values, strict=True) if len(v) > 1)
+        label = f"{r['config']['tokenizer']}({extra})" if extra else r["config"]["tokenizer"]
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return labels
+
+
+def series_styles(results: list[dict]) -> list[tuple[str, str]]:
+    """(colour, marker) per result: one colour per tokenizer, one marker per run of that tokenizer, so no two
+    series of a setting look alike (tokenizers beyond the palette also shift their markers)."""
+    names = sorted({r["config"]["tokenizer"] for r in results})
+    runs = dict.fromkeys(names, 0)
+    styles = []
+    for r in results:
+        name = r["config"]["tokenizer"]
+        k = names.index(name)
+        marker = RUN_MARKERS[(runs[name] + k // len(TOKENIZER_COLORS)) % len(RUN_MARKERS)]
+        styles.append((TOKENIZER_COLORS[k % len(TOKENIZER_COLORS)], marker))
+        runs[name] += 1
+    return styles
+
+
+def pareto_front(rmse: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both RMSE and cost, sorted by RMSE."""
+    order = np.lexsort((cost, rmse))
+    front, best = [], np.inf
+    for i in order:
+        if cost[i] < best:
+            front.append(i)
+            best = cost[i]
+    return np.array(front, dtype=int)
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def label_log_axes(ax) -> None:
+    """Plain-number labels on each log axis of `ax`, at decades, else 1-2-5, 1-2-3-5 or 1-to-9 steps: the first
+    that puts four ticks in view without two closer than a tenth of the axis (their labels would overlap), at most
+    10 labels, no minor labels; evenly spaced values when no step puts two ticks in view."""
+    for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log":
+            continue
+        lo, hi = sorted(limits)
+        span = np.log10(hi / lo)
+        decades = 10.0 ** np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+        best = np.zeros(0)
+        for steps in ([1], [1, 2, 5], [1, 2, 3, 5], list(range(1, 10))):
+            ticks = np.outer(decades, steps).ravel()
+            ticks = ticks[(ticks >= lo) & (ticks <= hi)]
+            ticks = ticks[:: max(1, math.ceil(len(ticks) / 10))]
+            if len(ticks) > 1 and np.diff(np.log10(ticks)).min() < span / 10:
+                break
+            best = ticks
+            if len(best) >= 4:
+                break
+        if len(best) < 2:
+            best = MaxNLocator(4).tick_values(lo, hi)
+            best = best[(best >= lo) & (best <= hi) & (best > 0)]
+        axis.set_major_locator(FixedLocator(best))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def rate_distortion_figure(results: list[dict], labels: list[str]) -> Figure:
+    """Mean tokens (left) and bits (right) per chunk vs RMSE, log-log: one point per result, the runs of one
+    tokenizer joined in RMSE order, the Pareto frontier, and on the bits panel the reverse water-filling bound."""
+    rmse = np.array([r["metrics"]["reconstruction_rmse"] for r in results])
+    tokens = np.array([r["metrics"]["mean_token_length"] for r in results])
+    bits = np.array([r["metrics"]["bits_per_chunk"] for r in results])
+    names = np.array([r["config"]["tokenizer"] for r in results])
+    styles = series_styles(results)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, cost, ylabel in ((axes[0], tokens, "mean tokens per chunk"), (axes[1], bits, "bits per chunk")):
+        for name in np.unique(names):
+            runs = np.flatnonzero(names == name)
+            runs = runs[np.argsort(rmse[runs])]
+            ax.plot(rmse[runs], cost[runs], color=styles[runs[0]][0], lw=1, alpha=0.5, zorder=2)
+        for i, (color, marker) in enumerate(styles):
+            ax.scatter(rmse[i], cost[i], color=color, marker=marker, s=45, edgecolors="k", linewidths=0.4, zorder=3)
+        front = pareto_front(rmse, cost)
+        ax.step(rmse[front], cost[front], where="post", color="k", lw=1, ls="--", zorder=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("held-out RMSE (normalized units)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    handles = [
+        Line2D([], [], color=c, marker=m, ls="", mec="k", mew=0.4, ms=7, label=label)
+        for (c, m), label in zip(styles, labels, strict=True)
+    ]
+    handles.append(Line2D([], [], color="k", lw=1, ls="--", label="Pareto frontier"))
+    variances = results[0]["metrics"].get("train_dct_coefficient_variances")
+    if variances:
+        bound_rmse, bound_bits = reverse_water_filling(np.array(variances))
+        keep = (bound_bits > 0) & (bound_rmse >= rmse.min() / 3)
+        axes[1].plot(bound_rmse[keep], bound_bits[keep], color="tab:red", lw=1.5, zorder=1)
+        handles.append(Line2D([], [], color="tab:red", lw=1.5, label="Gaussian reverse water-filling bound"))
+    for ax in axes:
+        label_log_axes(ax)
+    fig.suptitle("Rate vs distortion")
+    fig.tight_layout()
+    # Below both panels, so it never covers a point.
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=8, frameon=False)
+    return fig
+
+
+def token_length_figure(results: list[dict], labels: list[str]) -> Figure:
+    """One row per result: the share of held-out chunks at each token count as a histogram scaled to the row's
+    peak; a fixed-length tokenizer is a single marked spike. The column at the right gives the fixed length, or
+    the mean and range."""
+    n = len(results)
+    fig, ax = plt.subplots(figsize=(8, 0.42 * n + 1.4))
+    shortest, longest = np.inf, 0.0
+    for i, (r, (color, marker)) in enumerate(zip(results, series_styles(results), strict=True)):
+        row = n - 1 - i  # the first result on top, as in the table
+        m = r["metrics"]
+        counts = np.array(m.get("token_length_counts") or [[m["mean_token_length"], 1]], dtype=float)
+        lengths, share = counts[:, 0], counts[:, 1] / counts[:, 1].max()
+        shortest, longest = min(shortest, lengths.min()), max(longest, lengths.max())
+        # Lengths are whole numbers: one bar each, as wide as 6% of the length (so bars look alike on the log
+        # axis) but never wider than 1 (neighbours would overlap).
+        width = np.minimum(1.0, 0.06 * lengths)
+        ax.bar(lengths, 0.8 * share, width=width, bottom=row - 0.4, color=color, edgecolor=color, lw=0.5, alpha=0.7)
+        if len(lengths) > 1:
+            note = f"mean {m['mean_token_length']:.1f}, {lengths.min():g}–{lengths.max():g}"
+        else:  # one bar can be thinner than a pixel on the log axis: mark it
+            ax.plot(lengths, [row + 0.4], marker=marker, color=color, mec="k", mew=0.4, ms=7, ls="")
+            note = f"{lengths[0]:g} (fixed)" if m.get("token_length_counts") else f"mean {lengths[0]:.1f}"
+        ax.text(1.01, row, note, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.set_yticks(np.arange(n)[::-1], labels, fontsize=8)
+    ax.set_ylim(-0.6, n - 0.2)
+    ax.set_xscale("log")
+    ax.set_xlim(min(shortest / 1.25, longest / 4), max(longest * 1.25, shortest * 4))  # a factor 4 at least
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    label_log_axes(ax)
+    ax.set_xlabel("tokens per chunk")
+    ax.set_title("Token-length distribution (held-out chunks; each row scaled to its most common length)")
+    return fig
+
+
+def per_dimension_figure(results: list[dict], labels: list[str]) -> Figure:
+    """Held-out mean absolute error per encoded dimension (columns) and result (rows), log-coloured, with the
+    value written in each cell when the cells are wide enough (up to 12 dims)."""
+    n = len(results)
+    n_dims = max(len(r["metrics"]["per_dimension_mae"]) for r in results)
+    mae = np.full((n, n_dims), np.nan)
+    for i, r in enumerate(results):
+        mae[i, : len(r["metrics"]["per_dimension_mae"])] = r["metrics"]["per_dimension_mae"]
+    positive = mae[mae > 0]
+    vmin, vmax = (positive.min(), positive.max()) if len(positive) else (1e-3, 1.0)
+    norm = LogNorm(vmin, vmax) if vmax > vmin else LogNorm(vmin / 2, vmax * 2)
+    annotate = n_dims <= 12
+    fig, ax = plt.subplots(figsize=(max(6.0, (0.75 if annotate else 0.3) * n_dims + 3.5), 0.36 * n + 1.6))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # a zero error has no log colour: grey
+    image = ax.imshow(np.where(mae > 0, mae, np.nan), aspect="auto", cmap=cmap, norm=norm)
+    if annotate:
+        for (i, d), value in np.ndenumerate(mae):
+            if np.isfinite(value):
+                dark = value > 0 and norm(value) < 0.5
+                ax.text(d, i, f"{value:.2g}", ha="center", va="center", fontsize=7, color="w" if dark else "k")
+    ax.set_yticks(np.arange(n), labels, fontsize=8)
+    ax.set_xticks(np.arange(0, n_dims, max(1, math.ceil(n_dims / 30))))
+    ax.set_xlabel("encoded dimension")
+    bar = fig.colorbar(image, ax=ax, label="MAE (normalized units)")
+    label_log_axes(bar.ax)
+    ax.set_title("Per-dimension error (held-out mean absolute error)")
+    return fig
+
+
+def timing_figure(results: list[dict], labels: list[str]) -> Figure:
+    """Encode and decode time per chunk, one pair of bars per result (first result on top), log scale."""
+    enc = np.array([r["metrics"]["mean_encode_time_sec"] for r in results]) * 1e6
+    dec = np.array([r["metrics"]["mean_decode_time_sec"] for r in results]) * 1e6
+    y = np.arange(len(results))[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(results) + 1.4))
+    ax.barh(y + 0.2, enc, height=0.4, color="tab:blue", label="encode")
+    ax.barh(y - 0.2, dec, height=0.4, color="tab:orange", label="decode")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(-0.6, len(results) - 0.4)
+    ax.set_xscale("log")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    label_log_axes(ax)
+    ax.set_xlabel("µs per chunk (batch call / chunks)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # outside: covers no bar
+    ax.set_title("Encode / decode time")
+    return fig
+
+
+FIGURES = {
+    "rate_distortion": rate_distortion_figure,
+    "token_lengths": token_length_figure,
+    "per_dimension_error": per_dimension_figure,
+    "timing": timing_figure,
+}
 
 
 def _cells(result: dict, label: str) -> list[str]:
@@ -209,7 +436,7 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
     ]
     for g, (setting, rows) in enumerate(sorted(groups.items())):
         rows.sort(key=lambda r: (r["config"]["tokenizer"], r["metrics"]["reconstruction_rmse"]))
-        labels = _labels(rows)
+        labels = series_labels(rows)
         m0 = rows[0]["metrics"]
         split = f"{m0.get('evaluated_split', '?')} split, {m0['num_chunks_evaluated']} chunks evaluated"
         md += [
@@ -226,24 +453,16 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
         body.append(
             f"<h2>{html.escape(setting)}</h2><p>{html.escape(split)}</p><table><tr>{table}</tr>{table_rows}</table>"
         )
-        figures = {
-            "rate_distortion": rate_distortion_figure(rows, labels),
-            "token_lengths": token_length_figure(rows, labels),
-            "per_dimension_error": per_dimension_figure(rows, labels),
-            "timing": timing_figure(rows, labels),
-        }
-        for name, png in figures.items():
+        for name, draw in FIGURES.items():
+            png = _png(draw(rows, labels))
             file = output / FIGURE_DIR / f"{g}_{name}.png"
             file.write_bytes(png)
             md.append(f"\n![{name}]({FIGURE_DIR}/{file.name})")
             body.append(
                 f'<h3>{name.replace("_", " ")}</h3><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             )
-    md.append(
-        "\n\nBound: Gaussian reverse water-filling over the training chunks' DCT coefficient variances — the bits a "
-        "perfect coder of independent Gaussian coefficients would need at that RMSE (REFERENCES §8).\n"
-    )
-    md_path.write_text("\n".join(md) + "\n")
+    md.append(f"\n\n{BOUND_NOTE}\n")
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
@@ -251,6 +470,7 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
     )
     html_path.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>actok report</title><style>{style}</style></head>"
-        f"<body>{''.join(body)}<p>{html.escape(md[-1].strip())}</p></body></html>\n"
+        f"<body>{''.join(body)}<p>{html.escape(BOUND_NOTE)}</p></body></html>\n",
+        encoding="utf-8",
     )
     return md_path, html_path
