@@ -674,9 +674,9 @@ def _bench_chunks(reader: LeRobotDatasetReader, config: ChunkConfig, saved: dict
 def cmd_report(args: argparse.Namespace) -> int:
     from actok.bench.report import write_report
 
-    md, page = write_report(
-        Path(args.results_dir), Path(args.output_dir) if args.output_dir else None, overwrite=args.overwrite
-    )
+    output = Path(args.output_dir or args.results_dir)
+    with output_lock(output):
+        md, page = write_report(Path(args.results_dir), output, overwrite=args.overwrite)
     print(f"wrote {md}\nwrote {page}")
     return 0
 

@@ -30,6 +30,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from actok.bench.metrics import reverse_water_filling
 from actok.errors import ActokError, ActokWarning
+from actok.outputs import write_file_atomically
 
 REPORT_MD, REPORT_HTML, FIGURE_DIR = "report.md", "report.html", "report_files"
 
@@ -456,21 +457,21 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
         for name, draw in FIGURES.items():
             png = _png(draw(rows, labels))
             file = output / FIGURE_DIR / f"{g}_{name}.png"
-            file.write_bytes(png)
+            write_file_atomically(file, png, overwrite=True)  # report_files/ is the report's own folder
             md.append(f"\n![{name}]({FIGURE_DIR}/{file.name})")
             body.append(
                 f'<h3>{name.replace("_", " ")}</h3><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             )
     md.append(f"\n\n{BOUND_NOTE}\n")
-    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_file_atomically(md_path, "\n".join(md) + "\n", overwrite)
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:8px 0}"
     )
-    html_path.write_text(
+    page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>actok report</title><style>{style}</style></head>"
-        f"<body>{''.join(body)}<p>{html.escape(BOUND_NOTE)}</p></body></html>\n",
-        encoding="utf-8",
+        f"<body>{''.join(body)}<p>{html.escape(BOUND_NOTE)}</p></body></html>\n"
     )
+    write_file_atomically(html_path, page, overwrite)
     return md_path, html_path
