@@ -287,6 +287,10 @@ def test_unsupported_codebase_version(copy_dataset):
 def test_root_errors(tmp_path):
     with pytest.raises(ActokError, match="does not exist"):
         resolve_dataset_root(None, tmp_path / "nope")
+    (tmp_path / "file.parquet").write_bytes(b"x")
+    for call in (lambda p: resolve_dataset_root(None, p), LeRobotDatasetReader):
+        with pytest.raises(ActokError, match=r"file\.parquet is a file, not a dataset folder"):
+            call(tmp_path / "file.parquet")
     with pytest.raises(ActokError, match=r"expected the file .*meta/info.json"):
         resolve_dataset_root(None, tmp_path)
 

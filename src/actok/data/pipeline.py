@@ -234,7 +234,13 @@ def _fit_normalizer(
     action_dim = train_actions[0].shape[1]
     delta_pos = [i for i, d in enumerate(encoded) if d in set(delta)]
     absolute_pos = [i for i in range(len(encoded)) if i not in set(delta_pos)]
-    missing = [n for n in needed if not (n in action_stats and len(action_stats[n]) == action_dim)]
+    for name in needed:
+        if name in action_stats and len(action_stats[name]) != action_dim:
+            raise ActokError(
+                f"action {name} in {dataset_source} has {len(action_stats[name])} values but the action has "
+                f"{action_dim} dims"
+            )
+    missing = [n for n in needed if n not in action_stats]
     # Compute only what is needed: frame stats for absolute dims the dataset lacks, chunk stats for delta dims.
     frame_stats = {}
     if missing and absolute_pos:
