@@ -202,8 +202,13 @@ def test_short_episodes_are_skipped_and_reported(readers):
     [
         ("0:3", "out of range for action dim 2"),
         ("0-2", "malformed encoded_dims"),
-        ("1:1", "out of range"),
+        ("1:1", r"'1:1' is empty, reversed or negative: need 0 <= start < end <= the action dim"),
+        ("5:2", r"'5:2' is empty, reversed or negative"),
+        ("-1:3", r"'-1:3' is empty, reversed or negative"),
+        ("0:a", r"malformed encoded_dims '0:a'.*0 <= start < end <= the action dim"),
         ("a:b", "malformed"),
+        ("", "is empty: pass comma-separated start:end ranges"),
+        (" ", "is empty"),
     ],
 )
 def test_bad_encoded_dims(spec, message):

@@ -418,3 +418,55 @@ def test_missing_frames_warn(panda):
 def test_info_json_without_features_still_reads(panda):
     edit_json(panda / "meta" / "info.json", lambda i: i.pop("features"))
     assert len(LeRobotDatasetReader(panda).episodes()) == 5
+
+
+# ------------------------------------------------------------------ ChunkConfig validation
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("action_horizon", 0, r"action_horizon must be an integer >= 1, got 0"),
+        ("action_horizon", 2.5, r"action_horizon must be an integer >= 1, got 2\.5"),
+        ("action_horizon", 10.0, r"action_horizon must be an integer >= 1, got 10\.0"),
+        ("action_horizon", True, r"action_horizon must be an integer >= 1, got True"),
+        ("action_horizon", math.nan, r"got nan"),
+        ("action_horizon", "10", r"got '10'"),
+        ("sample_fraction", 0.0, r"sample_fraction must be a number in \(0, 1\], got 0\.0"),
+        ("sample_fraction", 1.5, r"sample_fraction must be a number in \(0, 1\]"),
+        ("sample_fraction", math.nan, r"sample_fraction must be a number in \(0, 1\], got nan"),
+        ("sample_fraction", math.inf, r"got inf"),
+        ("sample_fraction", True, r"got True"),
+        ("holdout_fraction", 1.0, r"holdout_fraction must be a number in \[0, 1\), got 1\.0"),
+        ("holdout_fraction", -0.1, r"holdout_fraction must be a number in \[0, 1\)"),
+        ("holdout_fraction", math.nan, r"got nan"),
+        ("max_episodes", 0, r"max_episodes must be an integer >= 1, got 0"),
+        ("max_episodes", 1.5, r"max_episodes must be an integer >= 1, got 1\.5"),
+        ("max_episodes", False, r"got False"),
+        ("seed", -1, r"seed must be an integer >= 0, got -1"),
+        ("seed", 1.5, r"seed must be an integer >= 0, got 1\.5"),
+        ("seed", math.inf, r"got inf"),
+        ("encoded_dims", "", r"encoded_dims '' is empty: pass comma-separated start:end ranges"),
+        ("encoded_dims", "  ", r"encoded_dims '  ' is empty"),
+        ("encoded_dims", "0:a", r"malformed encoded_dims '0:a'"),
+        ("encoded_dims", "5:2", r"'5:2' is empty, reversed or negative: need 0 <= start < end <= the action dim"),
+        ("encoded_dims", "-1:3", r"'-1:3' is empty, reversed or negative"),
+        ("encoded_dims", 3, r"encoded_dims must be a string"),
+        ("delta_dims", "0,x", r"malformed delta_dims '0,x'"),
+        ("delta_dims", "-1", r"delta_dims \[-1\] out of range \(valid: >= 0\)"),
+        ("use_delta_transform", "yes", r"use_delta_transform must be true, false or None"),
+        ("state_key", "", r"state_key must be a column name"),
+        ("normalization_mode", "zscore", r"unknown normalization mode 'zscore'"),
+    ],
+)
+def test_chunk_config_refuses_bad_values(field, value, message):
+    with pytest.raises(ActokError, match=message) as err:
+        ChunkConfig(**{field: value}).validate()
+    assert "\n" not in str(err.value)
+
+
+def test_chunk_config_accepts_numpy_and_edge_values():
+    ChunkConfig(action_horizon=np.int64(5), sample_fraction=1, holdout_fraction=0, max_episodes=1, seed=0).validate()
+
+
+def test_encoded_dims_out_of_range_names_the_valid_range(readers):
+    with pytest.raises(ActokError, match=r"'0:9' is out of range for action dim 2 \(need 0 <= start < end <= 2\)"):
+        build_chunks(readers["pusht"], ChunkConfig(encoded_dims="0:9"))

@@ -8,6 +8,8 @@ Matches `lerobot-train-tokenizer` (REFERENCES §1) with two deliberate improveme
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,6 +18,7 @@ from actok.data.chunks import (
     collect_chunks,
     dims_to_spec,
     parse_delta_dims,
+    parse_dims_spec,
     parse_encoded_dims,
 )
 from actok.data.lerobot import Episode, LeRobotDatasetReader
@@ -40,15 +43,39 @@ class ChunkConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if int(self.action_horizon) < 1:
-            raise ActokError(f"action_horizon must be >= 1, got {self.action_horizon}")
-        if not 0.0 < float(self.sample_fraction) <= 1.0:
-            raise ActokError(f"sample_fraction must be in (0, 1], got {self.sample_fraction}")
-        if not 0.0 <= float(self.holdout_fraction) < 1.0:
-            raise ActokError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
-        if self.max_episodes is not None and int(self.max_episodes) < 1:
-            raise ActokError(f"max_episodes must be >= 1, got {self.max_episodes}")
+        """Raise `ActokError` naming the first field that is of the wrong type or out of range."""
+        _check_integer("action_horizon", self.action_horizon, minimum=1)
+        if self.max_episodes is not None:
+            _check_integer("max_episodes", self.max_episodes, minimum=1)
+        _check_integer("seed", self.seed, minimum=0)
+        _check_fraction("sample_fraction", self.sample_fraction, "(0, 1]", lambda x: 0.0 < x <= 1.0)
+        _check_fraction("holdout_fraction", self.holdout_fraction, "[0, 1)", lambda x: 0.0 <= x < 1.0)
+        for name in ("encoded_dims", "delta_dims"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ActokError(f"{name} must be a string such as '0:6,7:14' or None, got {value!r}")
+        if self.encoded_dims is not None:
+            parse_dims_spec(self.encoded_dims)
+        if self.delta_dims is not None:
+            parse_delta_dims(self.delta_dims, None)
+        if not isinstance(self.clip_encoded_dims, bool):
+            raise ActokError(f"clip_encoded_dims must be true or false, got {self.clip_encoded_dims!r}")
+        if self.use_delta_transform is not None and not isinstance(self.use_delta_transform, bool):
+            raise ActokError(f"use_delta_transform must be true, false or None, got {self.use_delta_transform!r}")
+        if not isinstance(self.state_key, str) or not self.state_key:
+            raise ActokError(f"state_key must be a column name such as 'observation.state', got {self.state_key!r}")
         NormalizationMode.parse(self.normalization_mode)
+
+
+def _check_integer(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ActokError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_fraction(name: str, value: object, interval: str, inside: Callable[[float], bool]) -> None:
+    real = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    if not (real and math.isfinite(value) and inside(float(value))):
+        raise ActokError(f"{name} must be a number in {interval}, got {value!r}")
 
 
 @dataclass
