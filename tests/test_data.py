@@ -21,7 +21,7 @@ from actok.errors import ActokError, ActokWarning
 def lerobot_style_chunks(reader, horizon, sample_fraction, encoded, delta, state_key="observation.state"):
     """The reference loop, deliberately plain: frame by frame, chunk by chunk (REFERENCES §1)."""
     out = []
-    for ep in reader.episodes(state_key if delta else None):
+    for position, ep in enumerate(reader.episodes(state_key if delta else None)):
         actions = [np.array(a) for a in ep.action]
         states = [np.array(s) for s in ep.state] if delta else None
         chunks = []
@@ -36,7 +36,7 @@ def lerobot_style_chunks(reader, horizon, sample_fraction, encoded, delta, state
         chunks = np.array(chunks)
         if sample_fraction < 1.0:
             n = max(1, int(len(chunks) * sample_fraction))
-            rng = np.random.RandomState(hash(ep.index) % (2**31))
+            rng = np.random.RandomState(hash(position) % (2**31))  # LeRobot's loop variable
             chunks = chunks[rng.choice(len(chunks), size=n, replace=False)]
         out.append(chunks)
     return np.concatenate(out)[:, :, encoded]

@@ -15,6 +15,7 @@ import pytest
 from conftest import dataset_root
 
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
+from actok.data.chunks import sample_chunk_starts
 from actok.errors import ActokError, ActokWarning
 
 V21_FILES = 3  # episodes copied from the v2.1 dataset: enough to break one file and keep the others
@@ -394,6 +395,31 @@ def test_unbroken_copies_load(name, copy_dataset, tmp_path):
 
 
 # ------------------------------------------------------------------ behaviours that are right, not errors
+def test_episode_sampling_is_seeded_by_position_not_index(panda):
+    """LeRobot seeds episode k of its loop with k; with index gaps that is not the episode index."""
+    original = load(dataset_root("robosuite_panda"), sample_fraction=0.2, normalization_mode="IDENTITY")
+    table = pq.read_table(data_file(panda))
+    gapped = table.column("episode_index").to_numpy() * 3 + 10  # indices 10, 13, 16, 19, 22
+    rewrite(data_file(panda), with_column("episode_index", pa.array(gapped)))
+    chunks = load(panda, sample_fraction=0.2, normalization_mode="IDENTITY")
+    assert chunks.train_episodes == [10, 13, 16, 19, 22]
+    np.testing.assert_array_equal(chunks.train_raw, original.train_raw)
+    lengths = [len(e) - 10 + 1 for e in LeRobotDatasetReader(panda).episodes()]
+    by_index = [sample_chunk_starts(n, 0.2, i) for n, i in zip(lengths, [10, 13, 16, 19, 22], strict=True)]
+    by_position = [sample_chunk_starts(n, 0.2, p) for p, n in enumerate(lengths)]
+    assert any(not np.array_equal(a, b) for a, b in zip(by_index, by_position, strict=True))
+
+
+def test_holdout_does_not_change_an_episodes_chunks(readers):
+    """Seeds come from the dataset's episode order, so a training episode's chunks do not depend on the split."""
+    config = dict(sample_fraction=0.2, normalization_mode="IDENTITY", max_episodes=20)
+    split = build_chunks(readers["pusht"], ChunkConfig(holdout_fraction=0.3, **config))
+    whole = build_chunks(readers["pusht"], ChunkConfig(holdout_fraction=0, **config))
+    starts = np.cumsum([0] + [max(1, int((len(e) - 9) * 0.2)) for e in readers["pusht"].episodes()[:20]])
+    kept = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in split.train_episodes])
+    np.testing.assert_array_equal(split.train_raw, whole.train_raw[kept])
+
+
 def test_frames_out_of_order_are_sorted_by_frame_index(panda):
     original = LeRobotDatasetReader(dataset_root("robosuite_panda")).episodes()
     table = pq.read_table(data_file(panda))

@@ -82,16 +82,18 @@ def parse_delta_dims(spec: str | None, action_dim: int | None) -> list[int]:
     return dims
 
 
-def sample_chunk_starts(n_chunks: int, sample_fraction: float, episode_index: int) -> np.ndarray:
+def sample_chunk_starts(n_chunks: int, sample_fraction: float, position: int) -> np.ndarray:
     """Start frames of the chunks kept for one episode, in LeRobot's order.
 
     Keeps `max(1, int(n_chunks * sample_fraction))` starts drawn without replacement with
-    `np.random.RandomState(hash(episode_index) % 2**31)`; all starts in order when `sample_fraction >= 1`.
+    `np.random.RandomState(hash(position) % 2**31)`, where `position` is the episode's position in the dataset's
+    episode order (LeRobot's loop variable; it equals the episode index only when indices run 0..N-1);
+    all starts in order when `sample_fraction >= 1`.
     """
     if sample_fraction >= 1.0:
         return np.arange(n_chunks)
     n_samples = max(1, int(n_chunks * sample_fraction))
-    rng = np.random.RandomState(hash(int(episode_index)) % (2**31))
+    rng = np.random.RandomState(hash(int(position)) % (2**31))
     return rng.choice(n_chunks, size=n_samples, replace=False)
 
 
@@ -121,8 +123,9 @@ def collect_chunks(
     sample_fraction: float,
     delta_dims: list[int] | None = None,
 ) -> np.ndarray:
-    """Sampled chunks of many `(episode_index, action [T, A], state [T, A] | None)` episodes, concatenated
-    in order into one `[N, H, A]` array that each episode writes into directly (no second copy)."""
+    """Sampled chunks of many `(position, action [T, A], state [T, A] | None)` episodes, concatenated in order
+    into one `[N, H, A]` array that each episode writes into directly (no second copy). `position` seeds the
+    episode's sampling (see `sample_chunk_starts`)."""
     starts = [sample_chunk_starts(len(a) - horizon + 1, sample_fraction, i) for i, a, _ in episodes]
     dim = episodes[0][1].shape[1] if episodes else 0
     dtype = episodes[0][1].dtype if episodes else np.float32

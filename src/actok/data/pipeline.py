@@ -166,6 +166,8 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
             f"available columns: {', '.join(reader.columns)}"
         )
     episodes = reader.episodes(config.state_key if wants_delta else None)
+    # LeRobot seeds each episode's sampling with its position in the loop over the dataset's episodes.
+    position = {ep.index: i for i, ep in enumerate(episodes)}
     if config.max_episodes is not None:
         episodes = episodes[: int(config.max_episodes)]
     action_dim = episodes[0].action.shape[1]
@@ -208,9 +210,9 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
     def chunks_of(ids: list[int]) -> np.ndarray:
         # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
         if encoded == list(range(action_dim)):
-            episodes_ = [(i, by_index[i].action, by_index[i].state) for i in ids]
+            episodes_ = [(position[i], by_index[i].action, by_index[i].state) for i in ids]
         else:
-            episodes_ = [(i, by_index[i].action[:, encoded], delta_state(by_index[i])) for i in ids]
+            episodes_ = [(position[i], by_index[i].action[:, encoded], delta_state(by_index[i])) for i in ids]
         if not episodes_:
             return np.zeros((0, horizon, len(encoded)), dtype=eligible[0].action.dtype)
         return collect_chunks(episodes_, horizon, float(config.sample_fraction), delta_pos)
