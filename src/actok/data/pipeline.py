@@ -75,7 +75,7 @@ def _check_integer(name: str, value: object, minimum: int) -> None:
 def _check_fraction(name: str, value: object, interval: str, inside: Callable[[float], bool]) -> None:
     real = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
     if not (real and math.isfinite(value) and inside(float(value))):
-        raise ActokError(f"{name} must be a number in {interval}, got {value!r}")
+        raise ActokError(f"{name} must be in {interval}, got {value!r}")
 
 
 @dataclass
