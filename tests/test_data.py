@@ -21,7 +21,7 @@ from actok.errors import ActokError, ActokWarning
 def lerobot_style_chunks(reader, horizon, sample_fraction, encoded, delta, state_key="observation.state"):
     """The reference loop, deliberately plain: frame by frame, chunk by chunk (REFERENCES §1)."""
     out = []
-    for ep in reader.episodes(state_key if delta else None):
+    for position, ep in enumerate(reader.episodes(state_key if delta else None)):
         actions = [np.array(a) for a in ep.action]
         states = [np.array(s) for s in ep.state] if delta else None
         chunks = []
@@ -36,7 +36,7 @@ def lerobot_style_chunks(reader, horizon, sample_fraction, encoded, delta, state
         chunks = np.array(chunks)
         if sample_fraction < 1.0:
             n = max(1, int(len(chunks) * sample_fraction))
-            rng = np.random.RandomState(hash(ep.index) % (2**31))
+            rng = np.random.RandomState(hash(position) % (2**31))  # LeRobot's loop variable
             chunks = chunks[rng.choice(len(chunks), size=n, replace=False)]
         out.append(chunks)
     return np.concatenate(out)[:, :, encoded]
@@ -202,8 +202,13 @@ def test_short_episodes_are_skipped_and_reported(readers):
     [
         ("0:3", "out of range for action dim 2"),
         ("0-2", "malformed encoded_dims"),
-        ("1:1", "out of range"),
+        ("1:1", r"'1:1' is empty, reversed or negative: need 0 <= start < end <= the action dim"),
+        ("5:2", r"'5:2' is empty, reversed or negative"),
+        ("-1:3", r"'-1:3' is empty, reversed or negative"),
+        ("0:a", r"malformed encoded_dims '0:a'.*0 <= start < end <= the action dim"),
         ("a:b", "malformed"),
+        ("", "is empty: pass comma-separated start:end ranges"),
+        (" ", "is empty"),
     ],
 )
 def test_bad_encoded_dims(spec, message):
@@ -287,6 +292,10 @@ def test_unsupported_codebase_version(copy_dataset):
 def test_root_errors(tmp_path):
     with pytest.raises(ActokError, match="does not exist"):
         resolve_dataset_root(None, tmp_path / "nope")
+    (tmp_path / "file.parquet").write_bytes(b"x")
+    for call in (lambda p: resolve_dataset_root(None, p), LeRobotDatasetReader):
+        with pytest.raises(ActokError, match=r"file\.parquet is a file, not a dataset folder"):
+            call(tmp_path / "file.parquet")
     with pytest.raises(ActokError, match=r"expected the file .*meta/info.json"):
         resolve_dataset_root(None, tmp_path)
 

@@ -1,7 +1,12 @@
 """Read LeRobot datasets (layouts v3.0, v2.1, v2.0) straight from parquet, without the `lerobot` package.
 
 Only the columns a caller needs are read. Where `meta/info.json` disagrees with the files on disk (totals,
-feature shapes), the files win and an `ActokWarning` says so.
+feature shapes), the files win and an `ActokWarning` says so. Rows are sorted by `frame_index` within each
+episode, so files whose frames are out of order read correctly. What cannot be read correctly is refused with one
+`ActokError` naming the file and the problem: a file that is not readable parquet, a file with no rows, an action
+column that is not numeric or has nulls, an episode index found in two data files or a frame found twice in one
+episode (two episodes under one index; interleaving them would make chunks jump between trajectories), and
+statistics that are not finite, have the wrong length or the wrong order (`q01 > q99`, `min > max`, `std < 0`).
 """
 
 from __future__ import annotations
@@ -54,10 +59,7 @@ def resolve_dataset_root(repo_id: str | None, root: str | os.PathLike | None = N
     """
     if root is not None:
         path = Path(root).expanduser()
-        if not path.exists():
-            raise ActokError(f"dataset root {path} does not exist")
-        if not (path / "meta" / "info.json").is_file():
-            raise ActokError(f"{path} is not a LeRobot dataset: expected the file {path / 'meta' / 'info.json'}")
+        _check_dataset_folder(path)
         return path
     if not repo_id:
         raise ActokError("no dataset given: pass --root DIR (a LeRobot dataset folder) or --repo-id ID")
@@ -89,8 +91,55 @@ def resolve_dataset_root(repo_id: str | None, root: str | os.PathLike | None = N
     return target
 
 
+def _check_dataset_folder(path: Path) -> None:
+    """Refuse a `root` that is missing, a file, or a folder without `meta/info.json`."""
+    if not path.exists():
+        raise ActokError(f"dataset root {path} does not exist")
+    if not path.is_dir():
+        raise ActokError(
+            f"dataset root {path} is a file, not a dataset folder: pass the folder that holds meta/ and data/"
+        )
+    if not (path / "meta" / "info.json").is_file():
+        raise ActokError(f"{path} is not a LeRobot dataset: expected the file {path / 'meta' / 'info.json'}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file that must hold one object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ActokError(f"{path} is not valid JSON ({_first_line(exc)})") from None
+    if not isinstance(value, dict):
+        raise ActokError(f"{path} must hold a JSON object, but it holds a {type(value).__name__}")
+    return value
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ActokError(
+            f"{path} is not a readable parquet file, truncated or corrupted? ({_first_line(exc)})"
+        ) from None
+
+
+def _read_table(path: Path, columns: list[str]) -> pa.Table:
+    """Read `columns` of a parquet file, verifying page checksums where the writer stored them."""
+    try:
+        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise ActokError(
+            f"{path} is not a readable parquet file, truncated or corrupted? ({_first_line(exc)})"
+        ) from None
+
+
 def _list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
-    """A fixed-size or variable list column of floats -> `[n, d]` array (a scalar column -> `[n, 1]`)."""
+    """A fixed-size or variable list column of numbers -> `[n, d]` array (a scalar column -> `[n, 1]`)."""
     arr = column.combine_chunks()
     n = len(arr)
     if arr.null_count:
@@ -107,10 +156,29 @@ def _list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path) -> np.
     else:
         dim = 1
         values = arr
+    if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+        raise ActokError(
+            f"column {name!r} in {path} holds {arr.type} values; expected one list of numbers per frame "
+            "(e.g. fixed_size_list<float>)"
+        )
+    if values.null_count:
+        raise ActokError(f"column {name!r} in {path} has {values.null_count} null values inside its rows")
+    if dim == 0:
+        raise ActokError(f"column {name!r} in {path} has empty rows (0 values per frame)")
     out = values.to_numpy(zero_copy_only=False)
     if not np.issubdtype(out.dtype, np.floating):
         out = out.astype(np.float64)
     return out.reshape(n, dim)
+
+
+def _index_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
+    """An integer column without nulls (episode_index, frame_index, index) -> `[n]` int64."""
+    arr = table.column(name).combine_chunks()
+    if not pa.types.is_integer(arr.type):
+        raise ActokError(f"column {name!r} in {path} has type {arr.type}; expected integers")
+    if arr.null_count:
+        raise ActokError(f"column {name!r} in {path} has {arr.null_count} null rows")
+    return arr.to_numpy().astype(np.int64, copy=False)
 
 
 class LeRobotDatasetReader:
@@ -122,26 +190,22 @@ class LeRobotDatasetReader:
 
     def __init__(self, root: str | os.PathLike, repo_id: str | None = None):
         self.root = Path(root)
+        _check_dataset_folder(self.root)
         info_path = self.root / "meta" / "info.json"
-        if not info_path.is_file():
-            raise ActokError(f"{self.root} is not a LeRobot dataset: expected the file {info_path}")
-        try:
-            self.info = json.loads(info_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ActokError(f"{info_path} is not valid JSON: {exc}") from None
-        self.codebase_version = str(self.info.get("codebase_version", ""))
-        if self.codebase_version not in SUPPORTED_CODEBASE_VERSIONS:
-            raise ActokError(
-                f"unsupported codebase_version {self.codebase_version!r} in {info_path}; "
-                f"supported: {', '.join(SUPPORTED_CODEBASE_VERSIONS)}"
-            )
+        self.info = _read_json_object(info_path)
+        version = self.info.get("codebase_version")
+        if version not in SUPPORTED_CODEBASE_VERSIONS:
+            found = "no codebase_version" if version is None else f"unsupported codebase_version {version!r}"
+            raise ActokError(f"{found} in {info_path}; supported: {', '.join(SUPPORTED_CODEBASE_VERSIONS)}")
+        _check_info_fields(self.info, info_path)
+        self.codebase_version = version
         self.repo_id = repo_id or self.root.name
         self.fps = self.info.get("fps")
         self.data_files = sorted((self.root / "data").glob("**/*.parquet"))
         if not self.data_files:
             template = self.info.get("data_path", "data/chunk-000/...parquet")
             raise ActokError(f"{self.root} has no data files: expected parquet files like {template}")
-        self.columns = list(pq.read_schema(self.data_files[0]).names)
+        self.columns = list(_read_schema(self.data_files[0]).names)
         self._cache: dict[tuple, list[Episode]] = {}
 
     def __repr__(self) -> str:
@@ -162,33 +226,40 @@ class LeRobotDatasetReader:
             raise ActokError(
                 f"state key {state_key!r} not found in {self.repo_id}; available columns: {', '.join(self.columns)}"
             )
+        schemas = {path: set(_read_schema(path).names) for path in self.data_files}
+        # One frame key for every file, so rows compare across files: frame_index, else the global index, else
+        # the file order (frame_index is optional in real datasets).
+        order_col = next((c for c in ("frame_index", "index") if all(c in n for n in schemas.values())), None)
+        wanted = ["action"] + ([state_key] if state_key else [])
         actions, states, episode_ids, order_keys = [], [], [], []
-        has_frame_index = True
-        for path in self.data_files:
-            names = set(pq.read_schema(path).names)
-            wanted = ["action"] + ([state_key] if state_key else [])
-            wanted += [c for c in ("episode_index", "frame_index", "index") if c in names]
+        file_of: dict[int, Path] = {}  # episode index -> the one data file that holds it
+        for path, names in schemas.items():
             missing = [c for c in wanted if c not in names]
             if missing:
                 raise ActokError(f"{path} lacks column(s) {', '.join(missing)}; it has {', '.join(sorted(names))}")
-            table = pq.read_table(path, columns=wanted)
+            extra = [c for c in ("episode_index", order_col) if c in names]
+            table = _read_table(path, wanted + extra)
             n = table.num_rows
+            if n == 0:
+                raise ActokError(f"{path} has 0 rows: remove the empty data file or rewrite it")
             actions.append(_list_column_to_numpy(table.column("action"), "action", path))
             if state_key:
                 states.append(_list_column_to_numpy(table.column(state_key), state_key, path))
             if "episode_index" in names:
-                episode_ids.append(table.column("episode_index").to_numpy().astype(np.int64))
+                episode_ids.append(_index_column(table, "episode_index", path))
             else:
                 match = _EPISODE_FILE_RE.search(path.name)
                 if match is None:
                     raise ActokError(f"{path} has no 'episode_index' column and its name does not give one")
                 episode_ids.append(np.full(n, int(match.group(1)), dtype=np.int64))
-            # frame_index is optional in real datasets: fall back to the global index, then file order.
-            order_col = "frame_index" if "frame_index" in names else ("index" if "index" in names else None)
-            has_frame_index &= order_col == "frame_index"
-            order_keys.append(
-                table.column(order_col).to_numpy().astype(np.int64) if order_col else np.full(n, -1, np.int64)
-            )
+            for index in np.unique(episode_ids[-1]).tolist():
+                other = file_of.setdefault(index, path)
+                if other != path:
+                    raise ActokError(
+                        f"episode {index} has rows in two data files, {other} and {path}: two episodes under one "
+                        "episode_index would be interleaved; give each episode its own index"
+                    )
+            order_keys.append(_index_column(table, order_col, path) if order_col else np.full(n, -1, np.int64))
         widths = {a.shape[1] for a in actions}
         if len(widths) > 1:
             raise ActokError(f"'action' has different widths across data files: {sorted(widths)}")
@@ -196,17 +267,20 @@ class LeRobotDatasetReader:
         state = np.concatenate(states) if state_key else None
         ep = np.concatenate(episode_ids)
         key = np.concatenate(order_keys)
-        # Stable sort by (episode, frame); rows without a frame key keep their file order.
+        # Stable sort by (episode, frame): rows out of frame order are put in order; without a frame key rows
+        # keep their file order.
         order = np.lexsort((key, ep))
         action, ep, key = action[order], ep[order], key[order]
         if state is not None:
             state = state[order]
+        if order_col:
+            _check_frame_keys(ep, key, order_col, file_of)
         boundaries = np.flatnonzero(np.diff(ep)) + 1
         starts = np.concatenate([[0], boundaries])
         stops = np.concatenate([boundaries, [len(ep)]])
         episodes = []
         for start, stop in zip(starts, stops, strict=True):
-            frames = key[start:stop] if has_frame_index else np.arange(stop - start)
+            frames = key[start:stop] if order_col == "frame_index" else np.arange(stop - start)
             episodes.append(
                 Episode(
                     index=int(ep[start]),
@@ -244,45 +318,158 @@ class LeRobotDatasetReader:
         """Dataset statistics for `keys` and their source, or `({}, None)` when the dataset has none.
 
         Order: `meta/stats.json`; else per-episode stats (`meta/episodes_stats.jsonl` for v2.1, `stats/*`
-        columns of `meta/episodes/*.parquet` for v3.0) aggregated with count weights.
+        columns of `meta/episodes/*.parquet` for v3.0) aggregated with count weights. Statistics that are not
+        finite, differ in length or are out of order raise `ActokError` naming the file and field.
         """
         stats_path = self.root / "meta" / "stats.json"
         if stats_path.is_file():
-            raw = json.loads(stats_path.read_text())
-            return {k: _as_arrays(raw[k]) for k in keys if k in raw}, "meta/stats.json"
-        per_episode = self._per_episode_stats(keys)
+            raw = _read_json_object(stats_path)
+            return {k: _stat_arrays(raw[k], str(stats_path), k) for k in keys if k in raw}, "meta/stats.json"
+        per_episode, origin = self._per_episode_stats(keys)
         if per_episode:
             n = len(next(iter(per_episode.values())))
-            source = f"per-episode stats aggregated over {n} episodes (count-weighted)"
-            return {k: aggregate_stats(v) for k, v in per_episode.items() if v}, source
+            source = f"per-episode stats ({origin}) aggregated over {n} episodes (count-weighted)"
+            return {k: aggregate_stats(v) for k, v in per_episode.items()}, source
         return {}, None
 
-    def _per_episode_stats(self, keys: tuple[str, ...]) -> dict[str, list[dict[str, np.ndarray]]]:
+    def _per_episode_stats(self, keys: tuple[str, ...]) -> tuple[dict[str, list[dict[str, np.ndarray]]], str]:
+        """`{feature: [one validated stats dict per episode]}` and the files they came from."""
         out: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in keys}
         jsonl = self.root / "meta" / "episodes_stats.jsonl"
         if jsonl.is_file():
-            for line in jsonl.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line).get("stats", {})
-                    for k in keys:
-                        if k in record:
-                            out[k].append(_as_arrays(record[k]))
-            return {k: v for k, v in out.items() if v}
-        files = sorted((self.root / "meta" / "episodes").glob("**/*.parquet"))
-        for path in files:
-            names = pq.read_schema(path).names
+            try:
+                lines = jsonl.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ActokError(f"{jsonl} is not readable text ({_first_line(exc)})") from None
+            line_of: dict[object, int] = {}  # episode_index -> line, to refuse an episode counted twice
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                where = f"{jsonl} line {number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ActokError(f"{where} is not valid JSON ({_first_line(exc)})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("stats"), dict):
+                    raise ActokError(f"{where} must be a JSON object with a 'stats' object")
+                index = record.get("episode_index")
+                if index is not None and line_of.setdefault(index, number) != number:
+                    raise ActokError(f"{where} repeats the stats of episode {index} (first on line {line_of[index]})")
+                for k in keys:
+                    if k in record["stats"]:
+                        _append_episode_stats(out[k], record["stats"][k], where, k)
+            return {k: v for k, v in out.items() if v}, "meta/episodes_stats.jsonl"
+        for path in sorted((self.root / "meta" / "episodes").glob("**/*.parquet")):
+            names = _read_schema(path).names
             for k in keys:
                 cols = [c for c in names if c.startswith(f"stats/{k}/")]
                 if not cols:
                     continue
-                table = pq.read_table(path, columns=cols).to_pydict()
+                table = _read_table(path, cols).to_pydict()
                 for row in range(len(table[cols[0]])):
-                    out[k].append({c.rsplit("/", 1)[1]: np.asarray(table[c][row], float) for c in cols})
-        return {k: v for k, v in out.items() if v}
+                    raw = {c.rsplit("/", 1)[1]: table[c][row] for c in cols}
+                    _append_episode_stats(out[k], raw, f"{path} row {row}", k)
+        return {k: v for k, v in out.items() if v}, "stats columns of meta/episodes/*.parquet"
 
 
-def _as_arrays(stats: dict) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in stats.items() if k in STAT_NAMES}
+_EPISODE_STATS_NEEDED = ("count", "mean", "std", "min", "max")
+_ORDERED_STATS = (("min", "max"), ("q01", "q99"), ("q10", "q90"))
+
+
+def _check_info_fields(info: dict, path: Path) -> None:
+    """The fields of `meta/info.json` the reader uses must have the right types (they may be absent)."""
+    for name in ("total_episodes", "total_frames"):
+        value = info.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ActokError(f"{path}: {name} must be a non-negative integer, got {value!r}")
+    fps = info.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps < np.inf):
+        raise ActokError(f"{path}: fps must be a positive number, got {fps!r}")
+    features = info.get("features", {})
+    if not isinstance(features, dict) or not all(isinstance(f, dict) for f in features.values()):
+        raise ActokError(f"{path}: features must be an object mapping each feature name to an object")
+    for name, feature in features.items():
+        shape = feature.get("shape")
+        if shape is not None and not (
+            isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            raise ActokError(f"{path}: features.{name}.shape must be a list of non-negative integers, got {shape!r}")
+
+
+def _check_frame_keys(ep: np.ndarray, key: np.ndarray, order_col: str, file_of: dict[int, Path]) -> None:
+    """Refuse a frame key repeated within an episode (two episodes' rows under one index); warn about gaps.
+
+    `ep` and `key` `[n]` are sorted by (episode, key)."""
+    same_episode = ep[1:] == ep[:-1]
+    step = key[1:] - key[:-1]
+    repeated = np.flatnonzero(same_episode & (step == 0))
+    if len(repeated):
+        index, frame = int(ep[repeated[0]]), int(key[repeated[0]])
+        raise ActokError(
+            f"episode {index} has {order_col} {frame} more than once in {file_of[index]}: rows of two episodes "
+            "under one episode_index would be interleaved; give each episode its own index"
+        )
+    gaps = np.flatnonzero(same_episode & (step > 1))
+    if order_col == "frame_index" and len(gaps):
+        index, frame = int(ep[gaps[0]]), int(key[gaps[0]])
+        warnings.warn(
+            f"frame_index skips frames in {len(np.unique(ep[gaps]))} episode(s) (first: episode {index} after "
+            f"frame {frame}, in {file_of[index]}); chunks span the missing frames as if they were consecutive",
+            ActokWarning,
+            stacklevel=4,
+        )
+
+
+def _stat_arrays(raw: object, where: str, feature: str) -> dict[str, np.ndarray]:
+    """One feature's statistics `{stat: [D] float64}`, validated; `where` (a file, maybe a line) names errors."""
+    if not isinstance(raw, dict):
+        raise ActokError(f"{where}: {feature} must be an object of statistics, got {type(raw).__name__}")
+    out = {}
+    for name in STAT_NAMES:
+        if name not in raw:
+            continue
+        field = f"{where}: {feature}.{name}"
+        if raw[name] is None:
+            raise ActokError(f"{field} is null")
+        try:
+            values = np.asarray(raw[name], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ActokError(f"{field} is not a list of numbers: {str(raw[name])[:60]}") from None
+        if not len(values):
+            raise ActokError(f"{field} is empty")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ActokError(f"{field} has a non-finite value ({values[bad[0]]}) at dim {bad[0]}")
+        out[name] = values
+    lengths = {name: len(v) for name, v in out.items() if name != "count"}
+    if len(set(lengths.values())) > 1:
+        raise ActokError(f"{where}: the {feature} statistics have different lengths {lengths}")
+    for low, high in _ORDERED_STATS:
+        if low in out and high in out:
+            wrong = np.flatnonzero(out[low] > out[high])
+            if len(wrong):
+                d = wrong[0]
+                raise ActokError(
+                    f"{where}: {feature}.{low} > {feature}.{high} at dim {d} ({out[low][d]} > {out[high][d]})"
+                )
+    for name in ("std", "count"):
+        if name in out and (out[name] < 0).any():
+            raise ActokError(f"{where}: {feature}.{name} has a negative value ({out[name].min()})")
+    return out
+
+
+def _append_episode_stats(into: list[dict[str, np.ndarray]], raw: object, where: str, feature: str) -> None:
+    """Validate one episode's statistics (what `aggregate_stats` needs, as long as the first episode's)."""
+    stats = _stat_arrays(raw, where, feature)
+    missing = [n for n in _EPISODE_STATS_NEEDED if n not in stats]
+    if missing:
+        raise ActokError(f"{where}: {feature} lacks {', '.join(missing)}, needed to combine per-episode stats")
+    if into and len(stats["mean"]) != len(into[0]["mean"]):
+        raise ActokError(
+            f"{where}: {feature} statistics have {len(stats['mean'])} values but earlier episodes have "
+            f"{len(into[0]['mean'])}"
+        )
+    into.append(stats)
 
 
 def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -291,9 +478,11 @@ def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     Quantiles cannot be combined exactly from per-episode summaries and are left out.
     """
     counts = np.array([float(np.asarray(s["count"]).reshape(-1)[0]) for s in per_episode])
+    total = counts.sum()
+    if not total > 0:
+        raise ActokError(f"per-episode stats count {total:g} frames in all; cannot combine them")
     means = np.stack([s["mean"] for s in per_episode])
     stds = np.stack([s["std"] for s in per_episode])
-    total = counts.sum()
     weights = (counts / total)[:, None]
     mean = (weights * means).sum(0)
     var = (weights * (stds**2 + (means - mean) ** 2)).sum(0)

@@ -8,6 +8,8 @@ Matches `lerobot-train-tokenizer` (REFERENCES §1) with two deliberate improveme
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,6 +18,7 @@ from actok.data.chunks import (
     collect_chunks,
     dims_to_spec,
     parse_delta_dims,
+    parse_dims_spec,
     parse_encoded_dims,
 )
 from actok.data.lerobot import Episode, LeRobotDatasetReader
@@ -40,15 +43,39 @@ class ChunkConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if int(self.action_horizon) < 1:
-            raise ActokError(f"action_horizon must be >= 1, got {self.action_horizon}")
-        if not 0.0 < float(self.sample_fraction) <= 1.0:
-            raise ActokError(f"sample_fraction must be in (0, 1], got {self.sample_fraction}")
-        if not 0.0 <= float(self.holdout_fraction) < 1.0:
-            raise ActokError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
-        if self.max_episodes is not None and int(self.max_episodes) < 1:
-            raise ActokError(f"max_episodes must be >= 1, got {self.max_episodes}")
+        """Raise `ActokError` naming the first field that is of the wrong type or out of range."""
+        _check_integer("action_horizon", self.action_horizon, minimum=1)
+        if self.max_episodes is not None:
+            _check_integer("max_episodes", self.max_episodes, minimum=1)
+        _check_integer("seed", self.seed, minimum=0)
+        _check_fraction("sample_fraction", self.sample_fraction, "(0, 1]", lambda x: 0.0 < x <= 1.0)
+        _check_fraction("holdout_fraction", self.holdout_fraction, "[0, 1)", lambda x: 0.0 <= x < 1.0)
+        for name in ("encoded_dims", "delta_dims"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ActokError(f"{name} must be a string such as '0:6,7:14' or None, got {value!r}")
+        if self.encoded_dims is not None:
+            parse_dims_spec(self.encoded_dims)
+        if self.delta_dims is not None:
+            parse_delta_dims(self.delta_dims, None)
+        if not isinstance(self.clip_encoded_dims, bool):
+            raise ActokError(f"clip_encoded_dims must be true or false, got {self.clip_encoded_dims!r}")
+        if self.use_delta_transform is not None and not isinstance(self.use_delta_transform, bool):
+            raise ActokError(f"use_delta_transform must be true, false or None, got {self.use_delta_transform!r}")
+        if not isinstance(self.state_key, str) or not self.state_key:
+            raise ActokError(f"state_key must be a column name such as 'observation.state', got {self.state_key!r}")
         NormalizationMode.parse(self.normalization_mode)
+
+
+def _check_integer(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ActokError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_fraction(name: str, value: object, interval: str, inside: Callable[[float], bool]) -> None:
+    real = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    if not (real and math.isfinite(value) and inside(float(value))):
+        raise ActokError(f"{name} must be in {interval}, got {value!r}")
 
 
 @dataclass
@@ -139,6 +166,8 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
             f"available columns: {', '.join(reader.columns)}"
         )
     episodes = reader.episodes(config.state_key if wants_delta else None)
+    # LeRobot seeds each episode's sampling with its position in the loop over the dataset's episodes.
+    position = {ep.index: i for i, ep in enumerate(episodes)}
     if config.max_episodes is not None:
         episodes = episodes[: int(config.max_episodes)]
     action_dim = episodes[0].action.shape[1]
@@ -181,9 +210,9 @@ def build_chunks(reader: LeRobotDatasetReader, config: ChunkConfig) -> ChunkSet:
     def chunks_of(ids: list[int]) -> np.ndarray:
         # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
         if encoded == list(range(action_dim)):
-            episodes_ = [(i, by_index[i].action, by_index[i].state) for i in ids]
+            episodes_ = [(position[i], by_index[i].action, by_index[i].state) for i in ids]
         else:
-            episodes_ = [(i, by_index[i].action[:, encoded], delta_state(by_index[i])) for i in ids]
+            episodes_ = [(position[i], by_index[i].action[:, encoded], delta_state(by_index[i])) for i in ids]
         if not episodes_:
             return np.zeros((0, horizon, len(encoded)), dtype=eligible[0].action.dtype)
         return collect_chunks(episodes_, horizon, float(config.sample_fraction), delta_pos)
@@ -234,7 +263,13 @@ def _fit_normalizer(
     action_dim = train_actions[0].shape[1]
     delta_pos = [i for i, d in enumerate(encoded) if d in set(delta)]
     absolute_pos = [i for i in range(len(encoded)) if i not in set(delta_pos)]
-    missing = [n for n in needed if not (n in action_stats and len(action_stats[n]) == action_dim)]
+    for name in needed:
+        if name in action_stats and len(action_stats[name]) != action_dim:
+            raise ActokError(
+                f"action {name} in {dataset_source} has {len(action_stats[name])} values but the action has "
+                f"{action_dim} dims"
+            )
+    missing = [n for n in needed if n not in action_stats]
     # Compute only what is needed: frame stats for absolute dims the dataset lacks, chunk stats for delta dims.
     frame_stats = {}
     if missing and absolute_pos:
