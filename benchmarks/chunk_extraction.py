@@ -74,7 +74,7 @@ def main() -> None:
         return out, min(times)
 
     def extract():  # episodes -> delta-transformed chunks: the part the reference does frame by frame
-        return collect_chunks([(ep.index, ep.action, ep.state) for ep in episodes], 30, 1.0, DELTA)
+        return collect_chunks([(i, ep.action, ep.state) for i, ep in enumerate(episodes)], 30, 1.0, DELTA)
 
     raw, extract_s = best(extract)
     chunks, build_s = best(lambda: build_chunks(reader, config))

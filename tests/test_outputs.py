@@ -176,6 +176,8 @@ def test_write_file_atomically_never_replaces_without_overwrite(tmp_path):
         (["bench", "--sweep", "fast:scale=[1,"], "not valid JSON"),
         (["bench", "--tokenizer", "fast", "--tokenizer-param", "scale=[1,"], "not valid JSON"),
         (["bench", "--output-dir", ""], "--output-dir is empty"),
+        (["train", "--encoded-dims", ""], "encoded_dims"),
+        (["bench", "--encoded-dims", " "], "encoded_dims"),
     ],
 )
 def test_ambiguous_flags_are_refused_not_defaulted(args, pattern, tmp_path, monkeypatch, capsys):

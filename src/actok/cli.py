@@ -331,12 +331,12 @@ def _cell_label(name: str, params: dict[str, Any], swept: bool) -> str:
 def _chunk_config(args: argparse.Namespace, default_dims: str, saved: dict | None = None) -> ChunkConfig:
     saved = saved or {}
     horizon = args.action_horizon if args.action_horizon is not None else saved.get("action_horizon", 10)
-    explicit_dims = args.encoded_dims or saved.get("encoded_dims")
+    explicit_dims = args.encoded_dims if args.encoded_dims is not None else saved.get("encoded_dims")
     delta = args.delta_dims if args.delta_dims is not None else saved.get("delta_dims")
     mode = args.normalization_mode or (saved.get("normalization") or {}).get("mode") or "QUANTILES"
     return ChunkConfig(
         action_horizon=horizon,
-        encoded_dims=explicit_dims or default_dims,
+        encoded_dims=explicit_dims if explicit_dims is not None else default_dims,
         clip_encoded_dims=explicit_dims is None,
         delta_dims=delta,
         use_delta_transform=args.use_delta_transform,
