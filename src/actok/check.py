@@ -75,9 +75,7 @@ _TOKEN_KEYS = ("mean", "p50", "p99", "p99.9", "max")
 
 def unclipped_normalize(normalizer: Normalizer, raw: np.ndarray) -> np.ndarray:
     """Raw chunks `[..., D]` -> the normalizer's affine map WITHOUT its clip, float64 `[..., D]`."""
-    if normalizer.mode is NormalizationMode.IDENTITY:
-        return np.asarray(raw, dtype=np.float64)
-    offset, scale, _ = normalizer._affine()
+    offset, scale = normalizer.affine()
     return (np.asarray(raw, dtype=np.float64) - offset) / scale
 
 

@@ -78,11 +78,14 @@ class Normalizer:
             raise ActokError(f"{self.mode.value} normalization needs stats {', '.join(missing)}")
         self.stats = {k: np.asarray(stats[k], dtype=np.float64) for k in self.mode.required_stats}
 
-    def _affine(self) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """(offset, scale, clip bounds) such that normalized = (clip(x) - offset) / scale."""
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, scale) such that normalized = (clip(x) - offset) / scale (QUANTILES/QUANTILE10 clip to their
+        quantiles first; MEAN_STD and MIN_MAX do not clip). IDENTITY is offset 0, scale 1."""
         s, m = self.stats, self.mode
+        if m is NormalizationMode.IDENTITY:
+            return np.float64(0.0), np.float64(1.0)
         if m is NormalizationMode.MEAN_STD:
-            return s["mean"], np.maximum(s["std"], EPS), None
+            return s["mean"], np.maximum(s["std"], EPS)
         if m is NormalizationMode.MIN_MAX:
             lo, hi = s["min"], s["max"]
         elif m is NormalizationMode.QUANTILES:
@@ -90,8 +93,7 @@ class Normalizer:
         else:
             lo, hi = s["q10"], s["q90"]
         half = np.maximum(hi - lo, EPS) / 2.0
-        clip = (lo, hi) if m is not NormalizationMode.MIN_MAX else None
-        return lo + half, half, clip
+        return lo + half, half
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """Raw actions `[..., D]` -> normalized float64 `[..., D]`."""
@@ -123,12 +125,8 @@ class Normalizer:
         y = np.asarray(y, dtype=np.float64)
         if self.mode is NormalizationMode.IDENTITY:
             return y
-        offset, scale, _ = self._affine()
+        offset, scale = self.affine()
         return y * scale + offset
-
-    def subset(self, dims: list[int]) -> Normalizer:
-        """The same normalizer restricted to positions `dims`."""
-        return Normalizer(self.mode, {k: v[dims] for k, v in self.stats.items()})
 
     def to_dict(self) -> dict:
         return {"mode": self.mode.value, "stats": {k: v.tolist() for k, v in self.stats.items()}}
