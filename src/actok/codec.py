@@ -132,14 +132,21 @@ class ActionCodec:
                 raise ActokError("this codec was trained with the delta transform: pass state=[N, state_dim]")
             dims = [self.encoded_dims[p] for p in self.delta_positions]
             try:
-                state = np.asarray(state, dtype=np.float64)
+                arr = np.asarray(state, dtype=np.float64)
             except (ValueError, TypeError):
-                state = np.zeros(0)
-            if state.ndim != 2 or state.shape[0] != n or state.shape[1] <= max(dims) or not np.isfinite(state).all():
+                arr = None
+            if (
+                arr is None
+                or arr.ndim != 2
+                or arr.shape[0] != n
+                or arr.shape[1] <= max(dims)
+                or not np.isfinite(arr).all()
+            ):
+                got = type(state).__name__ if arr is None else f"shape {arr.shape}"
                 raise ActokError(
-                    f"state must be finite numbers [N={n}, state_dim > {max(dims)}] (the delta dims are {dims}), "
-                    f"got shape {state.shape}"
+                    f"state must be finite numbers [N={n}, state_dim > {max(dims)}] (the delta dims are {dims}), got {got}"
                 )
+            state = arr
             offset[:, self.delta_positions] = state[:, dims]
         return offset
 

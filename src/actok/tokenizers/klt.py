@@ -285,13 +285,15 @@ def _read_basis(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single array")
             with data:
-                mean, basis = data["mean"], data["basis"]
-    except KeyError as exc:
-        raise ActokError(f"{path} lacks the array {exc}") from None
+                arrays = {k: data[k] for k in ("mean", "basis") if k in data.files}
     except OSError as exc:
         raise ActokError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
         raise ActokError(f"{path} is not an .npz archive of arrays (as np.savez writes)") from None
+    missing = [k for k in ("mean", "basis") if k not in arrays]
+    if missing:
+        raise ActokError(f"{path} lacks the array {missing[0]!r}")
+    mean, basis = arrays["mean"], arrays["basis"]
     if mean.shape != (size,) or basis.shape != (size, size) or mean.dtype.kind != "f" or basis.dtype.kind != "f":
         raise ActokError(
             f"{path} holds a mean {mean.shape} and basis {basis.shape}; the tokenizer's shape needs float arrays "

@@ -85,11 +85,6 @@ def convert(hint: Any, value: Any) -> Any:
         raise _Mismatch
     if origin is list:
         (item,) = typing.get_args(hint)
-        if isinstance(value, str):  # the command line's text form: "8,5,5" or "[8,5,5]"
-            try:
-                value = json.loads(f"[{value.strip().removeprefix('[').removesuffix(']')}]")
-            except json.JSONDecodeError:
-                raise _Mismatch from None
         if isinstance(value, np.ndarray) and value.ndim == 1:
             value = value.tolist()
         if not isinstance(value, (list, tuple)):
@@ -165,7 +160,8 @@ def read_json_object(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ActokError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(data, dict):
-        raise ActokError(f"{path} must hold a JSON object, got a {type(data).__name__}")
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+        raise ActokError(f"{path} must hold a JSON object, not a JSON {kind}")
     return data
 
 
