@@ -279,7 +279,7 @@ PIPELINE_CORRUPTIONS = {
     "missing stat": (pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0, 0]}}), "stats max must be a list"),
     "short stat": (
         pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0], "max": [1, 1]}}),
-        "stats min must be a list of 2 to 2 values",
+        "stats min must be a list of exactly 2 values",
     ),
     "non-finite stat": (
         pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0, float("nan")], "max": [1, 1]}}),

@@ -30,6 +30,7 @@ from actok.tokenizers.params import (
 
 CONFIG_FILE = "actok_tokenizer.json"
 ON_INVALID = ("zeros", "relaxed", "raise")
+MAX_CHUNK_VALUES = 2**24  # H·D of a chunk decode is asked for (beyond: an allocation error, not an answer)
 
 
 class InvalidTokensError(ActokError):
@@ -365,6 +366,10 @@ class ActionTokenizer(ABC):
         if h is None or d is None:
             raise ActokError(f"{self.name} tokenizer does not know the chunk shape: pass horizon= and action_dim=")
         h, d = check_value("horizon", PositiveInt, h), check_value("action_dim", PositiveInt, d)
+        if h * d > MAX_CHUNK_VALUES:
+            raise ActokError(
+                f"horizon x action_dim = {h * d} values per chunk, more than the {MAX_CHUNK_VALUES} supported"
+            )
         self._check_decode_shape(h, d)
         return h, d
 

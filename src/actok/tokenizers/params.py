@@ -165,7 +165,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def check_fields(path: Path, data: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+def check_fields(path: Path | str, data: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     """`data[k]` converted to `fields[k]` (an annotation) for every k, or `ActokError` naming the file and the
     field; a field may be absent only when its annotation admits None."""
     out = {}
@@ -279,4 +279,6 @@ def _range_words(constraints: list[Any]) -> str:
 def _length_words(constraints: list[Any]) -> str:
     low = next((c.min_length for c in constraints if isinstance(c, at.MinLen)), 0)
     high = next((c.max_length for c in constraints if isinstance(c, at.MaxLen)), None)
-    return f"{low} or more values" if high is None else f"{low} to {high} values"
+    if high is None:
+        return f"{low} or more values"
+    return f"exactly {low} values" if low == high else f"{low} to {high} values"
