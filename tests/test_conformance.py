@@ -197,6 +197,18 @@ def test_parameters_are_converted_and_checked_in_one_place():
     assert create_tokenizer("klt", shrinkage="auto").shrinkage == "auto"
 
 
+def test_fit_takes_validation_chunks(fitted, pusht_chunks, request):
+    name, tok = fitted
+    if "validation" not in inspect.signature(tok.fit).parameters:
+        request.applymarker(pytest.mark.xfail(reason=f"{name}.fit does not take validation= yet"))
+    if tok.uses_validation:  # the learned tokenizers: their training behaviour is tested in test_learned.py
+        assert "validation" in inspect.signature(tok.fit).parameters
+        return
+    refit = create_tokenizer(name, **tok.get_params()).fit(pusht_chunks.train, validation=pusht_chunks.holdout)
+    x = pusht_chunks.holdout[:20]
+    assert refit.encode(x) == tok.encode(x)  # ignored by tokenizers that do not train iteratively
+
+
 # ------------------------------------------------------------------ decode never surprises
 def _malformed_rows(tok, good):
     """Rows that are not valid encodings, of every kind a caller might pass."""
