@@ -45,7 +45,7 @@ def test_rvq_ids_are_layer_offset_and_prefixes_decode(rvq, pusht_chunks):
     out, valid = rvq.decode(prefix, return_valid=True, on_invalid="relaxed")
     assert not valid.any()
     np.testing.assert_array_equal(out, rvq.decode_layers(ids.tolist(), 1))
-    with pytest.raises(ActokError, match=r"n_layers must be in \[1, 3\]"):
+    with pytest.raises(ActokError, match=r"n_layers must be an integer in \[1, 3\], got 4"):
         rvq.decode_layers(ids.tolist(), 4)
 
 
@@ -100,14 +100,17 @@ def test_diagnostics(rvq, pusht_chunks):
 
 
 def test_bad_parameters_are_one_line_errors():
-    with pytest.raises(ActokError, match="fsq needs levels >= 2"):
+    with pytest.raises(
+        ActokError,
+        match=r"fsq parameter levels must be a list of 1 to 16 values, each an integer in \[2, 32768\], got \[8, 1\]",
+    ):
         create_tokenizer("fsq", levels=[8, 1])
-    with pytest.raises(ActokError, match="choose auto, cpu, cuda, cuda:N or mps"):
+    with pytest.raises(ActokError, match="naming a device: auto, cpu, cuda, cuda:N or mps, got 'tpu'"):
         create_tokenizer("rvq", device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ActokError, match="CUDA is not available"):
             create_tokenizer("rvq", device="cuda")
-    with pytest.raises(ActokError, match="bad max_epochs"):
+    with pytest.raises(ActokError, match=r"vqvae parameter max_epochs must be an integer in \[1, 100000\], got 0"):
         create_tokenizer("vqvae", max_epochs=0)
 
 

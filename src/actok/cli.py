@@ -7,7 +7,6 @@ booleans are a bare flag or take true/false. A user mistake prints one line on s
 from __future__ import annotations
 
 import argparse
-import inspect
 import itertools
 import json
 import sys
@@ -23,7 +22,7 @@ from actok.casestudy.main import add_arguments as casestudy_arguments
 from actok.casestudy.main import run as cmd_casestudy
 from actok.check import check_dataset, fit_baseline, format_report, profile_fit, save_profile
 from actok.cli_args import OneLineParser, add_flag
-from actok.codec import PIPELINE_FILE, ActionCodec
+from actok.codec import PIPELINE_FILE, ActionCodec, read_pipeline
 from actok.data.chunks import dims_to_spec
 from actok.data.lerobot import LeRobotDatasetReader, resolve_dataset_root
 from actok.data.normalize import NormalizationMode, Normalizer
@@ -442,7 +441,7 @@ def _train(
     print(f"Action chunk shape: {chunks.train.shape}")
     for key, value in tokenizer.get_params().items():
         print(f"{key}: {value}")
-    if "validation" in inspect.signature(tokenizer.fit).parameters and len(chunks.holdout):
+    if tokenizer.uses_validation and len(chunks.holdout):
         print(f"Early stopping on the {len(chunks.holdout)} chunks of the held-out episodes")
         tokenizer.fit(chunks.train, validation=chunks.holdout)
     else:
@@ -515,7 +514,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _saved_pipeline(path: Path) -> dict | None:
     file = path / PIPELINE_FILE
-    return json.loads(file.read_text()) if file.is_file() else None
+    return read_pipeline(file) if file.exists() else None
 
 
 def _pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:

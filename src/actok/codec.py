@@ -9,28 +9,76 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
+from annotated_types import Ge, Len
 
-from actok.data.normalize import Normalizer
+from actok.data.normalize import NormalizationMode, Normalizer
 from actok.data.pipeline import ChunkSet
 from actok.errors import ActokError
 from actok.tokenizers import load_tokenizer
-from actok.tokenizers.base import ActionTokenizer
+from actok.tokenizers.base import ActionTokenizer, PositiveInt
+from actok.tokenizers.params import Matches, check_fields, check_value, read_json_object
 
 PIPELINE_FILE = "pipeline.json"
+# The fields of PIPELINE_FILE the codec uses (ChunkSet.pipeline_dict writes them), and what each must be.
+PIPELINE_FIELDS = {
+    "action_horizon": PositiveInt,
+    "action_dim": PositiveInt,
+    "encoded_dim_list": Annotated[list[Annotated[int, Ge(0)]], Len(1)],
+    "delta_dims": Annotated[str, Matches(r"\d+(,\d+)*", "of comma-separated dims")] | None,
+    "normalization": dict,
+}
+
+
+def check_pipeline(pipeline: Any, where: str | Path = "pipeline") -> tuple[dict[str, Any], Normalizer]:
+    """The codec's fields of a pipeline dict, checked, and its normalizer; raises `ActokError` naming `where`
+    (the file) and the bad field."""
+    if not isinstance(pipeline, dict):
+        raise ActokError(f"{where} must be a dict (ChunkSet.pipeline_dict()), got {type(pipeline).__name__}")
+    fields = check_fields(where, pipeline, PIPELINE_FIELDS)
+    dims = fields["encoded_dim_list"]
+    if max(dims) >= fields["action_dim"]:
+        raise ActokError(f"{where}: encoded_dim_list {dims} has dims outside action_dim {fields['action_dim']}")
+    norm = check_fields(f"{where}: normalization", fields["normalization"], {"mode": str, "stats": dict})
+    try:
+        mode = NormalizationMode.parse(norm["mode"])
+    except ActokError as exc:
+        raise ActokError(f"{where}: {exc}") from None
+    stat = Annotated[list[float], Len(len(dims), len(dims))]  # one finite value per encoded dim
+    stats = {
+        k: check_value(f"{where}: normalization stats {k}", stat, norm["stats"].get(k)) for k in mode.required_stats
+    }
+    return fields, Normalizer(mode, stats)
+
+
+def read_pipeline(path: str | Path) -> dict[str, Any]:
+    """The pipeline dict in a `PIPELINE_FILE`, checked (`check_pipeline`); `ActokError` naming the file when it is
+    missing, not JSON, or a field is missing or of the wrong type."""
+    pipeline = read_json_object(Path(path))
+    check_pipeline(pipeline, path)
+    return pipeline
 
 
 class ActionCodec:
     """Encode raw robot actions to tokens and decode tokens to raw actions, end to end."""
 
     def __init__(self, tokenizer: ActionTokenizer, pipeline: dict):
+        fields, self.normalizer = check_pipeline(pipeline)
+        if tokenizer.horizon is not None and (tokenizer.horizon, tokenizer.action_dim) != (
+            fields["action_horizon"],
+            len(fields["encoded_dim_list"]),
+        ):
+            raise ActokError(
+                f"the pipeline gives chunks [H={fields['action_horizon']}, D={len(fields['encoded_dim_list'])}] but "
+                f"the {tokenizer.name} tokenizer was fitted on [H={tokenizer.horizon}, D={tokenizer.action_dim}]"
+            )
         self.tokenizer = tokenizer
         self.pipeline = pipeline
-        self.normalizer = Normalizer.from_dict(pipeline["normalization"])
-        self.encoded_dims: list[int] = list(pipeline["encoded_dim_list"])
-        delta = pipeline.get("delta_dims")
-        delta_set = {int(d) for d in str(delta).split(",")} if delta else set()
+        self.encoded_dims: list[int] = fields["encoded_dim_list"]
+        delta = fields["delta_dims"]
+        delta_set = {int(d) for d in delta.split(",")} if delta else set()
         self.delta_positions = [i for i, d in enumerate(self.encoded_dims) if d in delta_set]
 
     @classmethod
@@ -39,13 +87,20 @@ class ActionCodec:
 
     @classmethod
     def load(cls, path: str | Path) -> ActionCodec:
+        """Read a folder written by `save` (or `actok train`); raises `ActokError` naming the file and what is wrong
+        when the folder is not one."""
         path = Path(path)
         pipeline_path = path / PIPELINE_FILE
-        if not pipeline_path.is_file():
+        if not pipeline_path.exists():
             raise ActokError(
                 f"{path} has no {PIPELINE_FILE}: it holds a tokenizer but not the pipeline it was trained with"
             )
-        return cls(load_tokenizer(path), json.loads(pipeline_path.read_text()))
+        pipeline = read_pipeline(pipeline_path)
+        tokenizer = load_tokenizer(path)
+        try:
+            return cls(tokenizer, pipeline)
+        except ActokError as exc:
+            raise ActokError(f"{pipeline_path}: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
         path = self.tokenizer.save(path)
@@ -75,8 +130,24 @@ class ActionCodec:
         if self.delta_positions:
             if state is None:
                 raise ActokError("this codec was trained with the delta transform: pass state=[N, state_dim]")
-            state = np.asarray(state, dtype=np.float64).reshape(n, -1)
-            offset[:, self.delta_positions] = state[:, [self.encoded_dims[p] for p in self.delta_positions]]
+            dims = [self.encoded_dims[p] for p in self.delta_positions]
+            try:
+                arr = np.asarray(state, dtype=np.float64)
+            except (ValueError, TypeError):
+                arr = None
+            if (
+                arr is None
+                or arr.ndim != 2
+                or arr.shape[0] != n
+                or arr.shape[1] <= max(dims)
+                or not np.isfinite(arr).all()
+            ):
+                got = type(state).__name__ if arr is None else f"shape {arr.shape}"
+                raise ActokError(
+                    f"state must be finite numbers [N={n}, state_dim > {max(dims)}] (the delta dims are {dims}), got {got}"
+                )
+            state = arr
+            offset[:, self.delta_positions] = state[:, dims]
         return offset
 
     def encode(self, actions: np.ndarray, state: np.ndarray | None = None) -> list[list[int]]:

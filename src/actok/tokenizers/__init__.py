@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import inspect
-import json
 from pathlib import Path
 from typing import Any
 
 from actok.errors import ActokError
-from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, InvalidTokensError
+from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, InvalidTokensError, read_config
+from actok.tokenizers.params import declared_parameters
 
 # Lazy "module:Class" references keep optional dependencies (torch) out of the import path.
 _REGISTRY: dict[str, str] = {
@@ -50,15 +49,7 @@ def get_tokenizer_class(name: str) -> type[ActionTokenizer]:
 def constructor_parameters(name: str) -> list[str]:
     """Constructor parameter names of a registered tokenizer, including those a subclass forwards with
     `**kwargs` to its base class (the learned tokenizers' training arguments)."""
-    names: list[str] = []
-    for klass in get_tokenizer_class(name).__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return list(dict.fromkeys(names))
+    return list(declared_parameters(get_tokenizer_class(name)))
 
 
 def tokenizer_extra(name: str) -> str | None:
@@ -67,12 +58,9 @@ def tokenizer_extra(name: str) -> str | None:
 
 
 def create_tokenizer(name: str, **params: Any) -> ActionTokenizer:
-    """Instantiate a registered tokenizer with constructor parameters."""
-    cls = get_tokenizer_class(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ActokError(f"bad parameters for tokenizer {name!r}: {exc}") from None
+    """Instantiate a registered tokenizer with constructor parameters; a parameter it does not have, or a value
+    outside what the constructor's annotation allows, raises `ActokError`."""
+    return get_tokenizer_class(name)(**params)
 
 
 def load_tokenizer(path: str | Path) -> ActionTokenizer:
@@ -80,9 +68,12 @@ def load_tokenizer(path: str | Path) -> ActionTokenizer:
     path = Path(path)
     if not path.is_dir():
         raise ActokError(f"tokenizer folder {path} does not exist")
-    config_path = path / CONFIG_FILE
-    if config_path.is_file():
-        name = json.loads(config_path.read_text()).get("tokenizer")
+    if (path / CONFIG_FILE).exists():
+        name = read_config(path)["tokenizer"]
+        if name not in _REGISTRY:
+            raise ActokError(
+                f"{path / CONFIG_FILE} names the unknown tokenizer {name!r}; valid tokenizers: {', '.join(_REGISTRY)}"
+            )
         return get_tokenizer_class(name).load(path)
     if (path / "processor_config.json").is_file():  # a FAST folder actok did not write (e.g. from the Hub)
         from actok.tokenizers.fast import load_fast_folder

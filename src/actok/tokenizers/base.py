@@ -13,14 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from annotated_types import Ge
 
 from actok.errors import ActokError
+from actok.tokenizers.params import (
+    MAX_VOCAB,
+    check_fields,
+    check_value,
+    checked_init,
+    declared_parameters,
+    read_json_object,
+)
 
 CONFIG_FILE = "actok_tokenizer.json"
 ON_INVALID = ("zeros", "relaxed", "raise")
+MAX_CHUNK_VALUES = 2**24  # H·D of a chunk decode is asked for (beyond: an allocation error, not an answer)
 
 
 class InvalidTokensError(ActokError):
@@ -29,7 +39,10 @@ class InvalidTokensError(ActokError):
 
 def as_chunks(chunks: np.ndarray) -> np.ndarray:
     """Validate and return chunks as a float64 array `[N, H, D]` (a single `[H, D]` chunk is not accepted)."""
-    arr = np.asarray(chunks, dtype=np.float64)
+    try:
+        arr = np.asarray(chunks, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ActokError(f"action chunks must be numbers of shape [N, H, D], got {type(chunks).__name__}") from None
     if arr.ndim != 3:
         raise ActokError(f"expected action chunks of shape [N, H, D], got shape {tuple(arr.shape)}")
     if not np.isfinite(arr).all():
@@ -42,27 +55,36 @@ def flatten_rows(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
 
 
-_NUMBER_TYPES = (int, float, np.integer, np.floating)  # what a token id may be given as (bool is an int)
+_NUMBER_TYPES = (int, float, np.integer, np.floating)  # what a token id may be given as (bools are not ids)
+_BOOL_TYPES = (bool, np.bool_)
 _NOT_A_BATCH = (str, bytes, dict, set, frozenset)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, _NUMBER_TYPES) and not isinstance(x, _BOOL_TYPES)
 
 
 def _is_id_row(row: Any) -> bool:
     """A row decode can read id by id: a list, a tuple or a 1-D numeric numpy array."""
     if isinstance(row, np.ndarray):
-        return row.ndim == 1 and row.dtype.kind in "biuf"
+        return row.ndim == 1 and row.dtype.kind in "iuf"
     return isinstance(row, (list, tuple))
 
 
 def _row_values(row: Any) -> np.ndarray | None:
-    """One row as float64 values, or None when it is not a flat sequence of numbers (None, a string, nested lists,
-    objects)."""
+    """One row as float64 values, or None when it is not a flat sequence of numbers (None, a string, a number,
+    nested lists, booleans, objects)."""
+    if not isinstance(row, (list, tuple, np.ndarray)) and hasattr(row, "__array__"):
+        row = np.asarray(row)  # a tensor
+    if isinstance(row, np.ndarray) and row.dtype == object:
+        row = row.tolist()
     if not isinstance(row, (list, tuple, np.ndarray)):
         return None
     try:
         arr = np.asarray(row)
-    except (ValueError, TypeError):  # ragged nesting
+    except (ValueError, TypeError, OverflowError):  # ragged nesting, unconvertible elements
         return None
-    if arr.ndim != 1 or arr.dtype.kind not in "biuf":
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
         return None if arr.size or arr.ndim != 1 else np.zeros(0)
     return arr.astype(np.float64)
 
@@ -75,13 +97,20 @@ def _as_ids(values: np.ndarray) -> np.ndarray:
     return np.where(ok, values, -1).astype(np.int64)
 
 
+def _not_a_batch(ids: Any) -> ActokError:
+    return ActokError(
+        f"ids must be a batch of token-id sequences (a list of lists, or a 2-D array), got {type(ids).__name__}"
+    )
+
+
 @dataclass(frozen=True)
 class TokenBatch:
     """The id sequences of one `decode` call, sanitized once for every tokenizer.
 
     `flat` holds every id of every row in order (int64; -1 for a value that is not an id: negative, fractional,
     non-finite or huge), `lengths[i]` the number of ids of row i, and `malformed[i]` says that row i was not a flat
-    sequence of numbers at all (None, a string, nested lists, ...): it is given as an empty row and is invalid."""
+    sequence of numbers at all (None, a string, a number, nested lists, booleans, ...): it is given as an empty row
+    and is invalid."""
 
     flat: np.ndarray
     lengths: np.ndarray
@@ -89,10 +118,17 @@ class TokenBatch:
 
     @classmethod
     def from_ids(cls, ids: Any) -> TokenBatch:
-        """Any batch of id sequences (a list of lists, a list of arrays, a 2-D array) -> TokenBatch; raises
-        `ActokError` when `ids` is not a batch at all."""
+        """Any batch of id sequences (a list of lists, tuples or 1-D arrays; a 2-D array or tensor) -> TokenBatch.
+
+        Raises `ActokError` when `ids` is not a batch at all: None, a number, a string, a dict, or one flat
+        sequence of numbers (a single sequence must be wrapped: `[ids]`)."""
+        if not isinstance(ids, np.ndarray) and hasattr(ids, "__array__") and not isinstance(ids, Sequence):
+            try:
+                ids = np.asarray(ids)  # a tensor
+            except (ValueError, TypeError, RuntimeError):
+                raise _not_a_batch(ids) from None
         if isinstance(ids, np.ndarray):
-            if ids.ndim == 2 and ids.dtype.kind in "biuf":
+            if ids.ndim == 2 and ids.dtype.kind in "iuf":
                 n, width = ids.shape
                 return cls(
                     _as_ids(ids.astype(np.float64).ravel()), np.full(n, width, np.int64), np.zeros(n, dtype=bool)
@@ -101,14 +137,19 @@ class TokenBatch:
                 raise ActokError(f"ids must be a batch of token-id sequences, got a 0-d array of {ids.dtype}")
             ids = list(ids)
         if ids is None or isinstance(ids, _NOT_A_BATCH) or not isinstance(ids, Sequence):
+            raise _not_a_batch(ids)
+        if len(ids) and all(map(_is_number, ids)):
             raise ActokError(
-                f"ids must be a batch of token-id sequences (a list of lists, or a 2-D array), got {type(ids).__name__}"
+                f"ids must be a batch of token-id sequences, got one flat sequence of {len(ids)} numbers "
+                "(to decode a single sequence, pass [ids])"
             )
-        if all(map(_is_id_row, ids)):
-            elements = chain.from_iterable(ids)
-            if all(isinstance(t, _NUMBER_TYPES) for t in set(map(type, elements))):
-                lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        if all(map(_is_id_row, ids)) and all(map(_is_number_type, set(map(type, chain.from_iterable(ids))))):
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            try:
                 values = np.fromiter(chain.from_iterable(ids), dtype=np.float64, count=int(lengths.sum()))
+            except OverflowError:  # an int beyond the float range: the slow path marks its row
+                pass
+            else:
                 return cls(_as_ids(values), lengths, np.zeros(len(ids), dtype=bool))
         rows = [_row_values(row) for row in ids]  # the slow path, only for batches holding malformed rows
         malformed = np.array([r is None for r in rows], dtype=bool)
@@ -139,10 +180,8 @@ class TokenBatch:
         return [r.tolist() for r in np.split(self.flat, np.cumsum(self.lengths)[:-1])] if len(self) else []
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise ActokError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
+def _is_number_type(t: type) -> bool:
+    return issubclass(t, _NUMBER_TYPES) and not issubclass(t, _BOOL_TYPES)
 
 
 def flat_ids(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,31 +205,65 @@ def pad_ids(ids: Sequence[Sequence[int]], fill: int = -1) -> tuple[np.ndarray, n
     return out, lengths
 
 
-def fixed_length_ids(ids: Sequence[Sequence[int]], n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of a fixed-length tokenizer -> (`[N, n_tokens]` int64, cut or padded with -1, original lengths `[N]`)."""
-    padded, lengths = pad_ids(ids)
-    body = np.full((len(padded), n_tokens), -1, dtype=np.int64)
-    width = min(n_tokens, padded.shape[1])
-    body[:, :width] = padded[:, :width]
-    return body, lengths
+PositiveInt = Annotated[int, Ge(1)]
+# What `save` writes to CONFIG_FILE, and what `load` checks before using it.
+CONFIG_FIELDS = {
+    "tokenizer": str,
+    "params": dict,
+    "horizon": PositiveInt,
+    "action_dim": PositiveInt,
+    "vocab_size": PositiveInt,
+    "state": dict,
+}
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """The checked CONFIG_FILE of a tokenizer folder (every field of CONFIG_FIELDS, of its type)."""
+    path = directory / CONFIG_FILE
+    return check_fields(path, read_json_object(path), CONFIG_FIELDS)
+
+
+def state_array(directory: Path, state: dict[str, Any], key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """`state[key]` of a saved tokenizer's config as a float64 array of `shape` with finite values, or
+    `ActokError` naming the file and the field."""
+    where = directory / CONFIG_FILE
+    if key not in state:
+        raise ActokError(f"{where} lacks the state field {key!r}")
+    try:
+        arr = np.asarray(state[key])
+    except (ValueError, TypeError):  # ragged nesting
+        arr = np.zeros(0, dtype=object)
+    if arr.shape != shape or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
+        raise ActokError(f"{where}: state.{key} must be a {' x '.join(map(str, shape))} array of finite numbers")
+    return arr.astype(np.float64)
 
 
 class ActionTokenizer(ABC):
-    """Base class: subclasses set `name`, implement the abstract methods, and list their constructor
-    parameters in `get_params()` so the folder `save` writes can rebuild them."""
+    """Base class: subclasses set `name`, declare their constructor parameters with checkable annotations (see
+    `actok.tokenizers.params`; `get_params` and the parameter checks come from them) and implement `fit`,
+    `encode`, `_decode` and `vocab_size`."""
 
     name: ClassVar[str]
     #: whether `fit` learns anything beyond the chunk shape (used by docs and the conformance suite)
     learns_from_data: ClassVar[bool] = True
+    #: whether `fit` uses its `validation` chunks (early stopping); the others ignore them
+    uses_validation: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.horizon: int | None = None
         self.action_dim: int | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass constructor checks its arguments against their annotations (one place for all)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = checked_init(cls.__init__, finish=ActionTokenizer._check_vocab_size)
+
     # ----------------------------------------------------------- the protocol
     @abstractmethod
-    def fit(self, chunks: np.ndarray) -> ActionTokenizer:
-        """Learn from normalized chunks `[N, H, D]`; returns self."""
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> ActionTokenizer:
+        """Learn from normalized chunks `[N, H, D]`; returns self. `validation` `[M, H, D]` (held-out episodes) is
+        used by tokenizers that train iteratively (`uses_validation`) and ignored by the others."""
 
     @abstractmethod
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
@@ -206,15 +279,16 @@ class ActionTokenizer(ABC):
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Token ids -> normalized chunks `[N, H, D]` float64 (and a validity mask `[N]` with `return_valid=True`).
 
-        `ids` is a batch: a list of id sequences (lists, tuples or 1-D arrays) or a 2-D array. Never raises on
-        malformed sequences unless `on_invalid="raise"`: a row that is not a valid encoding (wrong length, ids
-        outside the vocabulary, fractional or negative ids, None, a string, nested lists) is marked invalid and
-        decodes to zeros (`"zeros"`) or to the tokenizer's best-effort repair (`"relaxed"`). Raises `ActokError`
-        when `ids` is not a batch at all, when `horizon`/`action_dim` are not positive integers, or when the
-        tokenizer is not fitted.
+        `ids` is a batch: a list of id sequences (lists, tuples or 1-D arrays), a 2-D array or a 2-D tensor. Never
+        raises on malformed sequences unless `on_invalid="raise"`: a row that is not a valid encoding (wrong length,
+        ids outside the vocabulary, fractional or negative ids, None, a string, a number, nested lists) is marked
+        invalid and decodes to zeros (`"zeros"`) or to the tokenizer's best-effort repair (`"relaxed"`). Raises
+        `ActokError` when `ids` is not a batch at all (None, a number, a string, a dict, one flat sequence of
+        numbers), when `horizon`/`action_dim` are not positive integers, or when the tokenizer is not fitted.
 
         The template for every tokenizer: subclasses implement only `_decode`."""
         self._check_policy(on_invalid)
+        return_valid = check_value("return_valid", bool, return_valid)
         h, d = self._decode_shape(horizon, action_dim)
         batch = TokenBatch.from_ids(ids)
         values, valid = self._decode(batch, h, d, relaxed=on_invalid == "relaxed")
@@ -235,7 +309,7 @@ class ActionTokenizer(ABC):
         Rows that are valid encodings decode exactly; for invalid rows the values are the best-effort repair used
         under `relaxed=True` (they are zeroed by `decode` otherwise, so they need not be computed when
         `relaxed=False`). Must not raise for any content of `batch`."""
-        raise NotImplementedError  # TODO(template migration): abstract once fast, wavelet and klt implement it
+        raise NotImplementedError  # TODO(template migration): abstract once fast and wavelet implement it
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         """What a valid sequence looks like, for `on_invalid="raise"` messages (overridden by tokenizers)."""
@@ -246,18 +320,26 @@ class ActionTokenizer(ABC):
     def vocab_size(self) -> int:
         """Number of distinct token ids; every id `encode` returns is in `[0, vocab_size)`."""
 
-    @abstractmethod
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, JSON-serializable."""
+        """Constructor parameters, JSON-serializable: the attributes named like the constructor's parameters, so
+        `type(tok)(**tok.get_params())` rebuilds an unfitted copy."""
+        return {name: getattr(self, name) for name in declared_parameters(type(self))}
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         """Write learned state into `directory`; return JSON-serializable state for the config file."""
         return {}
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
-        """Restore what `_save_state` wrote (nothing, for tokenizers without learned state)."""
+        """Restore what `_save_state` wrote (nothing, for tokenizers without learned state); raises `ActokError`
+        naming the file and what is wrong when the state or a file does not fit the parameters."""
 
     # ------------------------------------------------------------ shared code
+    def _check_vocab_size(self) -> None:
+        if self.vocab_size > MAX_VOCAB:
+            raise ActokError(
+                f"{self.name} parameters give a vocabulary of {self.vocab_size} ids; at most {MAX_VOCAB} are supported"
+            )
+
     def _set_shape(self, chunks: np.ndarray) -> None:
         self.horizon, self.action_dim = int(chunks.shape[1]), int(chunks.shape[2])
 
@@ -275,21 +357,6 @@ class ActionTokenizer(ABC):
             )
         return chunks
 
-    def _fixed_length_body(
-        self, ids: Sequence[Sequence[int]], n_tokens: int, n_values: int, on_invalid: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of a tokenizer with `n_tokens` ids per chunk, each in [0, n_values) -> (`[N, n_tokens]` ids cut or
-        padded with -1, validity `[N]`); raises for the first invalid sequence under `on_invalid="raise"`."""
-        body, lengths = fixed_length_ids(ids, n_tokens)
-        valid = (lengths == n_tokens) & ((body >= 0) & (body < n_values)).all(axis=1)
-        if on_invalid == "raise" and not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise InvalidTokensError(
-                f"sequence {bad} is not a valid {self.name} encoding: {int(lengths[bad])} ids "
-                f"(expected {n_tokens}, each in [0, {n_values}))"
-            )
-        return body, valid
-
     def _decode_shape(self, horizon: int | None, action_dim: int | None) -> tuple[int, int]:
         """The chunk shape to decode to: the arguments, else the fitted shape; checked to be positive integers
         (and, through `_check_decode_shape`, one the tokenizer can decode to)."""
@@ -298,7 +365,11 @@ class ActionTokenizer(ABC):
         d = action_dim if action_dim is not None else self.action_dim
         if h is None or d is None:
             raise ActokError(f"{self.name} tokenizer does not know the chunk shape: pass horizon= and action_dim=")
-        h, d = _positive_int(h, "horizon"), _positive_int(d, "action_dim")
+        h, d = check_value("horizon", PositiveInt, h), check_value("action_dim", PositiveInt, d)
+        if h * d > MAX_CHUNK_VALUES:
+            raise ActokError(
+                f"horizon x action_dim = {h * d} values per chunk, more than the {MAX_CHUNK_VALUES} supported"
+            )
         self._check_decode_shape(h, d)
         return h, d
 
@@ -310,7 +381,7 @@ class ActionTokenizer(ABC):
 
     @staticmethod
     def _check_policy(on_invalid: str) -> None:
-        if on_invalid not in ON_INVALID:
+        if not isinstance(on_invalid, str) or on_invalid not in ON_INVALID:
             raise ActokError(f"unknown on_invalid policy {on_invalid!r}; valid: {', '.join(ON_INVALID)}")
 
     def save(self, directory: str | Path) -> Path:
@@ -332,12 +403,32 @@ class ActionTokenizer(ABC):
 
     @classmethod
     def load(cls, directory: str | Path) -> ActionTokenizer:
-        """Read a folder written by `save`."""
+        """Read a folder written by `save`; raises `ActokError` naming the file and what is wrong when the folder
+        is not one (missing or corrupted files, a config naming another tokenizer, wrong-typed fields)."""
         path = Path(directory)
-        config = json.loads((path / CONFIG_FILE).read_text())
-        tok = cls(**config["params"])
+        config = read_config(path)
+        if config["tokenizer"] != cls.name:
+            raise ActokError(
+                f"{path / CONFIG_FILE} holds a {config['tokenizer']!r} tokenizer, not {cls.name!r}: "
+                f"load it with actok.load_tokenizer"
+            )
+        try:
+            tok = cls(**config["params"])
+        except ActokError as exc:
+            raise ActokError(f"{path / CONFIG_FILE}: {exc}") from None
         tok.horizon, tok.action_dim = config["horizon"], config["action_dim"]
-        tok._load_state(path, config.get("state", {}))
+        try:
+            tok._load_state(path, config["state"])
+        except ActokError:
+            raise
+        except Exception as exc:  # a file a library cannot read (the BPE library raises plain Exception)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ActokError(f"{path} is not a readable {cls.name} tokenizer folder: {reason}") from None
+        if tok.vocab_size != config["vocab_size"]:
+            raise ActokError(
+                f"{path / CONFIG_FILE} records vocab_size {config['vocab_size']} but its parameters and state give "
+                f"{tok.vocab_size}"
+            )
         return tok
 
     def __repr__(self) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from actok.errors import ActokError
 from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows
+from actok.tokenizers.params import Bins
 
 
 class BinningTokenizer(ActionTokenizer):
@@ -18,20 +16,15 @@ class BinningTokenizer(ActionTokenizer):
     name = "binning"
     learns_from_data = False
 
-    def __init__(self, n_bins: int = 256):
+    def __init__(self, n_bins: Bins = 256):
         super().__init__()
-        if int(n_bins) < 2:
-            raise ActokError(f"n_bins must be >= 2, got {n_bins}")
-        self.n_bins = int(n_bins)
+        self.n_bins = n_bins
 
     @property
     def vocab_size(self) -> int:
         return self.n_bins
 
-    def get_params(self) -> dict[str, Any]:
-        return {"n_bins": self.n_bins}
-
-    def fit(self, chunks: np.ndarray) -> BinningTokenizer:
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> BinningTokenizer:
         self._set_shape(as_chunks(chunks))
         return self
 

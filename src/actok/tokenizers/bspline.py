@@ -7,15 +7,19 @@ parallel; decode evaluates the spline at the H steps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from annotated_types import Interval
 from scipy.interpolate import BSpline
 
 from actok.errors import ActokError
-from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows
+from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows, state_array
+from actok.tokenizers.params import Bins
 
 RIDGE = 1e-5
+MAX_CONTROL_POINTS = 1024
+MAX_DEGREE = 15
 
 
 def clamped_uniform_basis(horizon: int, n_control_points: int, degree: int) -> np.ndarray:
@@ -39,29 +43,26 @@ class BSplineTokenizer(ActionTokenizer):
 
     name = "bspline"
 
-    def __init__(self, n_control_points: int = 5, degree: int = 3, n_bins: int = 256, pin_first: bool = False):
+    def __init__(
+        self,
+        n_control_points: Annotated[int, Interval(ge=1, le=MAX_CONTROL_POINTS)] = 5,
+        degree: Annotated[int, Interval(ge=0, le=MAX_DEGREE)] = 3,
+        n_bins: Bins = 256,
+        pin_first: bool = False,
+    ):
         super().__init__()
-        if int(degree) < 0 or int(n_bins) < 2 or int(n_control_points) < int(degree) + 1:
+        if n_control_points < degree + 1:
             raise ActokError(
-                f"bspline needs degree >= 0, n_bins >= 2 and n_control_points >= degree + 1 "
-                f"(got n_control_points={n_control_points}, degree={degree}, n_bins={n_bins})"
+                f"bspline needs n_control_points >= degree + 1 (got n_control_points={n_control_points}, "
+                f"degree={degree})"
             )
-        self.n_control_points, self.degree, self.n_bins = int(n_control_points), int(degree), int(n_bins)
-        self.pin_first = bool(pin_first)
+        self.n_control_points, self.degree, self.n_bins, self.pin_first = n_control_points, degree, n_bins, pin_first
         self.low: np.ndarray | None = None  # [N, D] quantization bounds per control point and dim
         self.high: np.ndarray | None = None
 
     @property
     def vocab_size(self) -> int:
         return self.n_bins
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "n_control_points": self.n_control_points,
-            "degree": self.degree,
-            "n_bins": self.n_bins,
-            "pin_first": self.pin_first,
-        }
 
     def basis(self, horizon: int) -> np.ndarray:
         return clamped_uniform_basis(horizon, self.n_control_points, self.degree)
@@ -79,7 +80,7 @@ class BSplineTokenizer(ActionTokenizer):
         others = np.einsum("nh,bhd->bnd", solve, chunks - phi[None, :, :1] * first)
         return np.concatenate([first, others], axis=1)
 
-    def fit(self, chunks: np.ndarray) -> BSplineTokenizer:
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> BSplineTokenizer:
         chunks = as_chunks(chunks)
         if len(chunks) == 0:
             raise ActokError("cannot fit bspline on zero chunks")
@@ -124,5 +125,5 @@ class BSplineTokenizer(ActionTokenizer):
         return {"low": self.low.tolist(), "high": self.high.tolist()}
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        self.low = np.asarray(state["low"], dtype=np.float64)
-        self.high = np.asarray(state["high"], dtype=np.float64)
+        shape = (self.n_control_points, self.action_dim)
+        self.low, self.high = (state_array(directory, state, key, shape) for key in ("low", "high"))

@@ -27,6 +27,7 @@ from tokenizers.trainers import BpeTrainer
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import _fast_kernels as _kernels
 from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flat_ids, flatten_rows, pad_ids
+from actok.tokenizers.params import Scale, VocabSize
 
 PROCESSOR_CONFIG = "processor_config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -85,12 +86,8 @@ class FASTTokenizer(ActionTokenizer):
 
     name = "fast"
 
-    def __init__(self, scale: float = 10.0, vocab_size: int = 1024):
+    def __init__(self, scale: Scale = 10.0, vocab_size: VocabSize = 1024):
         super().__init__()
-        if float(scale) <= 0:
-            raise ActokError(f"scale must be > 0, got {scale}")
-        if int(vocab_size) < 2:
-            raise ActokError(f"vocab_size must be >= 2, got {vocab_size}")
         self.scale = float(scale)
         self._vocab_size = int(vocab_size)
         self.min_token: int | None = None

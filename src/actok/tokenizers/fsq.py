@@ -5,15 +5,16 @@ tokens per chunk (REFERENCES §6)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Interval, Len
 from torch import nn
 from vector_quantize_pytorch import FSQ
 
-from actok.errors import ActokError
 from actok.tokenizers.learned import LearnedTokenizer, mlp
-from actok.tokenizers.vqvae import check_sub_chunks
+from actok.tokenizers.params import MAX_VOCAB
+from actok.tokenizers.vqvae import MAX_CHUNK_SIZE, check_sub_chunks
 
 
 class FSQModel(nn.Module):
@@ -51,19 +52,14 @@ class FSQTokenizer(LearnedTokenizer):
 
     name = "fsq"
 
-    def __init__(self, levels: list[int] | tuple[int, ...] | str = (8, 5, 5, 5), chunk_size: int = 5, **training: Any):
+    def __init__(
+        self,
+        levels: Annotated[list[Annotated[int, Interval(ge=2, le=MAX_VOCAB)]], Len(1, 16)] = (8, 5, 5, 5),
+        chunk_size: Annotated[int, Interval(ge=1, le=MAX_CHUNK_SIZE)] = 5,
+        **training: Any,
+    ):
         super().__init__(**training)
-        if isinstance(levels, str):  # from the command line: "8,5,5,5"
-            levels = [int(v) for v in levels.replace(" ", "").strip("[]").split(",") if v]
-        levels = [int(v) for v in levels]
-        if not levels or min(levels) < 2 or int(chunk_size) < 1:
-            raise ActokError(
-                f"fsq needs levels >= 2 each (e.g. 8,5,5,5) and chunk_size >= 1; got {levels}, {chunk_size}"
-            )
-        self.levels, self.chunk_size = levels, int(chunk_size)
-
-    def tokenizer_params(self) -> dict[str, Any]:
-        return {"levels": self.levels, "chunk_size": self.chunk_size}
+        self.levels, self.chunk_size = levels, chunk_size
 
     def check_shape_for_fit(self, horizon: int, action_dim: int) -> None:
         check_sub_chunks(self.name, horizon, self.chunk_size)

@@ -21,16 +21,18 @@ The transform is orthonormal, so the coefficient quantization error is exactly t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Interval
 from scipy.fft import idct
 from tokenizers import Tokenizer, models, trainers
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, InvalidTokensError, as_chunks, flatten_rows, pad_ids
+from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows
+from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
@@ -75,17 +77,14 @@ class KLTTokenizer(ActionTokenizer):
     name = "klt"
 
     def __init__(
-        self, scale: float = 10.0, vocab_size: int = 1024, deadzone: float = 0.7, shrinkage: float | str = 0.0
+        self,
+        scale: Scale = 10.0,
+        vocab_size: Annotated[int, Interval(ge=4, le=MAX_VOCAB)] = 1024,
+        deadzone: Annotated[float, Interval(ge=0.5, lt=1.5)] = 0.7,
+        shrinkage: Annotated[float, Interval(ge=0, le=1)] | Literal["auto"] = 0.0,
     ):
         super().__init__()
-        bad_shrinkage = shrinkage != "auto" and not (isinstance(shrinkage, int | float) and 0 <= shrinkage <= 1)
-        if float(scale) <= 0 or int(vocab_size) < 4 or not 0.5 <= float(deadzone) < 1.5 or bad_shrinkage:
-            raise ActokError(
-                f"klt needs scale > 0, vocab_size >= 4, 0.5 <= deadzone < 1.5 and shrinkage 'auto' or in [0, 1] "
-                f"(got scale={scale}, vocab_size={vocab_size}, deadzone={deadzone}, shrinkage={shrinkage!r})"
-            )
-        self.scale, self._vocab_size, self.deadzone = float(scale), int(vocab_size), float(deadzone)
-        self.shrinkage = shrinkage if shrinkage == "auto" else float(shrinkage)
+        self.scale, self._vocab_size, self.deadzone, self.shrinkage = scale, vocab_size, deadzone, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
         self.low: int | None = None  # smallest / largest quantized coefficient seen in fit
@@ -95,14 +94,6 @@ class KLTTokenizer(ActionTokenizer):
     @property
     def vocab_size(self) -> int:
         return self._vocab_size
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "scale": self.scale,
-            "vocab_size": self._vocab_size,
-            "deadzone": self.deadzone,
-            "shrinkage": self.shrinkage,
-        }
 
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
@@ -118,7 +109,7 @@ class KLTTokenizer(ActionTokenizer):
         return (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
 
     # ------------------------------------------------------------- protocol
-    def fit(self, chunks: np.ndarray) -> KLTTokenizer:
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> KLTTokenizer:
         chunks = as_chunks(chunks)
         n, h, d = chunks.shape
         if n < 2:
@@ -169,68 +160,53 @@ class KLTTokenizer(ActionTokenizer):
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
-    def decode(
-        self,
-        ids: Sequence[Sequence[int]],
-        horizon: int | None = None,
-        action_dim: int | None = None,
-        return_valid: bool = False,
-        on_invalid: str = "zeros",
-    ):
+    def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
         """Valid: every id known, the symbols end with the single end-of-block symbol, and there are at most H·D
-        coefficients before it. `"relaxed"` decodes the coefficients it can read (up to H·D, end-of-block
-        symbols dropped); `"zeros"` returns zero chunks for invalid sequences."""
-        self._check_policy(on_invalid)
-        self._check_fitted_state()
-        h, d = self._decode_shape(horizon, action_dim)
-        if (h, d) != (self.horizon, self.action_dim):
-            raise ActokError(
-                f"klt decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, got [H={h}, D={d}]"
-            )
-        m, eob = h * d, self.high - self.low + 1
-        padded, lengths = pad_ids(ids)
-        n, width = padded.shape
-        present = np.arange(width) < lengths[:, None]
-        known = (padded >= 0) & (padded < self._n_vocab)
-        safe = np.where(present & known, padded, 0)
-        sizes = np.where(present & known, self._token_length[safe], 0)
-        ends = np.cumsum(sizes.ravel())
-        flat_sizes = sizes.ravel()
-        gather = np.repeat(self._token_start[safe.ravel()] - (ends - flat_sizes), flat_sizes) + np.arange(
+        coefficients before it. The repair (`relaxed`) decodes the coefficients it can read: up to H·D, with
+        unknown ids and end-of-block symbols dropped."""
+        n, m, eob = len(batch), horizon * action_dim, self.high - self.low + 1
+        token_row = np.repeat(np.arange(n), batch.lengths)
+        known = (batch.flat >= 0) & (batch.flat < self._n_vocab)
+        safe = np.where(known, batch.flat, 0)
+        sizes = np.where(known, self._token_length[safe], 0)  # symbols per token
+        ends = np.cumsum(sizes)
+        gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(
             int(ends[-1]) if len(ends) else 0
         )
         symbols = self._token_points[gather] - BASE
-        n_symbols = sizes.sum(axis=1)
-        row = np.repeat(np.arange(n), n_symbols)
-        pos = np.arange(len(symbols)) - np.repeat(np.cumsum(n_symbols) - n_symbols, n_symbols)
+        row = np.repeat(token_row, sizes)
+        n_symbols = np.bincount(row, minlength=n)
         is_eob = symbols == eob
         last = np.zeros(n, dtype=bool)
-        if len(symbols):
-            last_index = np.cumsum(n_symbols) - 1
-            last[n_symbols > 0] = is_eob[last_index[n_symbols > 0]]
+        has_symbols = n_symbols > 0
+        last[has_symbols] = is_eob[(np.cumsum(n_symbols) - 1)[has_symbols]]
         valid = (
-            (known | ~present).all(axis=1) & last & (np.bincount(row[is_eob], minlength=n) == 1) & (n_symbols <= m + 1)
+            (np.bincount(token_row[~known], minlength=n) == 0)
+            & last
+            & (np.bincount(row[is_eob], minlength=n) == 1)
+            & (n_symbols <= m + 1)
         )
-        if on_invalid == "raise" and not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise InvalidTokensError(
-                f"sequence {bad} is not a valid klt encoding: {int(n_symbols[bad])} symbols, expected at most "
-                f"{m} coefficients followed by the single end-of-block symbol (ids in [0, {self._n_vocab}))"
-            )
+        # Each coefficient's index among its row's coefficients (for a valid row: its position before the end).
+        coeff = ~is_eob
+        per_row = np.bincount(row[coeff], minlength=n)
+        rank = np.cumsum(coeff) - 1 - (np.cumsum(per_row) - per_row)[row]
+        keep = coeff & (rank < m) & (relaxed | valid[row])
         q = np.zeros((n, m), dtype=np.int64)
-        if on_invalid == "relaxed":
-            coeff = ~is_eob  # drop end-of-block symbols wherever they are, keep the first H·D coefficients
-            per_row = np.bincount(row[coeff], minlength=n)
-            rank = np.cumsum(coeff) - 1 - (np.cumsum(per_row) - per_row)[row]  # index among the row's coefficients
-            keep = coeff & (rank < m)
-            q[row[keep], rank[keep]] = symbols[keep] + self.low
-            out = self.dequantize(q)
-        else:
-            keep = valid[row] & ~is_eob
-            q[row[keep], pos[keep]] = symbols[keep] + self.low
-            out = self.dequantize(q)
-            out[~valid] = 0.0
-        return (out, valid) if return_valid else out
+        q[row[keep], rank[keep]] = symbols[keep] + self.low
+        return self.dequantize(q), valid
+
+    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:
+        if (horizon, action_dim) != (self.horizon, self.action_dim):
+            raise ActokError(
+                f"klt decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, "
+                f"got [H={horizon}, D={action_dim}]"
+            )
+
+    def _valid_encoding(self, horizon: int, action_dim: int) -> str:
+        return (
+            f"at most {horizon * action_dim} coefficients followed by the single end-of-block symbol "
+            f"(ids in [0, {self._n_vocab}))"
+        )
 
     # -------------------------------------------------------------- internals
     def _check_fitted_state(self) -> None:
@@ -268,11 +244,61 @@ class KLTTokenizer(ActionTokenizer):
         return {"low": self.low, "high": self.high, "basis": BASIS_FILE, "bpe": TOKENIZER_FILE}
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        fields = {"low": int, "high": int, "basis": Literal[BASIS_FILE], "bpe": Literal[TOKENIZER_FILE]}
+        state = check_fields(directory / CONFIG_FILE, state, fields)
+        self.low, self.high = state["low"], state["high"]
+        if not 0 <= self.high - self.low <= self._vocab_size - 3:
+            raise ActokError(
+                f"{directory / CONFIG_FILE}: state low {self.low} and high {self.high} do not give a coefficient range "
+                f"that fits vocab_size {self._vocab_size} (high >= low, high - low + 3 <= vocab_size)"
+            )
         for name in (BASIS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise ActokError(f"{directory} is not a complete klt tokenizer: the file {name} is missing")
-        with np.load(directory / BASIS_FILE) as data:
-            self.mean, self.basis = data["mean"], data["basis"]
-        self.bpe = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self.low, self.high = int(state["low"]), int(state["high"])
+        self.mean, self.basis = _read_basis(directory / BASIS_FILE, self.horizon * self.action_dim)
+        path = directory / TOKENIZER_FILE
+        try:
+            self.bpe = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the BPE library raises plain Exception
+            raise ActokError(f"{path} is not a readable BPE tokenizer file ({str(exc).splitlines()[0]})") from None
+        vocab = self.bpe.get_vocab()
+        alphabet = {chr(BASE + k) for k in range(self.high - self.low + 2)}
+        if (
+            sorted(vocab.values()) != list(range(len(vocab)))
+            or len(vocab) > self._vocab_size
+            or not alphabet <= vocab.keys()
+            or not set("".join(vocab)) <= alphabet
+        ):
+            raise ActokError(
+                f"{path} is not the BPE fit builds for the klt state in {CONFIG_FILE} (a vocabulary of at most "
+                f"{self._vocab_size} ids over the {len(alphabet)} symbols of coefficients {self.low}..{self.high} "
+                "and the end-of-block)"
+            )
         self._prepare()
+
+
+def _read_basis(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean `[H·D]` and orthonormal basis `[H·D, H·D]` in `path`, or `ActokError` saying what is wrong."""
+    try:
+        with open(path, "rb") as file:  # ours to close: np.load leaves a file it fails to read open
+            data = np.load(file)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single array")
+            with data:
+                arrays = {k: data[k] for k in ("mean", "basis") if k in data.files}
+    except OSError as exc:
+        raise ActokError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        raise ActokError(f"{path} is not an .npz archive of arrays (as np.savez writes)") from None
+    missing = [k for k in ("mean", "basis") if k not in arrays]
+    if missing:
+        raise ActokError(f"{path} lacks the array {missing[0]!r}")
+    mean, basis = arrays["mean"], arrays["basis"]
+    if mean.shape != (size,) or basis.shape != (size, size) or mean.dtype.kind != "f" or basis.dtype.kind != "f":
+        raise ActokError(
+            f"{path} holds a mean {mean.shape} and basis {basis.shape}; the tokenizer's shape needs float arrays "
+            f"({size},) and ({size}, {size})"
+        )
+    if not (np.isfinite(mean).all() and np.allclose(basis.T @ basis, np.eye(size), atol=1e-6)):
+        raise ActokError(f"{path} does not hold a finite mean and an orthonormal basis")
+    return mean, basis

@@ -20,22 +20,25 @@ import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from annotated_types import Interval
 from loguru import logger
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks
+from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks
+from actok.tokenizers.params import Matches, check_fields
 
 logger.disable("vector_quantize_pytorch")  # the library logs k-means notes to stderr; we report through results
 WEIGHTS_FILE = "model.safetensors"
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 INFERENCE_BATCH = 8192
+MAX_WIDTH = 8192  # hidden and latent sizes
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -92,39 +95,25 @@ class LearnedTokenizer(ActionTokenizer):
 
     #: codes of different token positions mean different things (RVQ layers) -> per-layer diagnostics
     layered = False
+    uses_validation = True
 
     def __init__(
         self,
-        hidden_dim: int = 256,
-        max_epochs: int = 300,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        patience: int = 10,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        device: str = "auto",
+        hidden_dim: Annotated[int, Interval(ge=2, le=MAX_WIDTH)] = 256,
+        max_epochs: Annotated[int, Interval(ge=1, le=100_000)] = 300,
+        batch_size: Annotated[int, Interval(ge=1, le=2**20)] = 256,
+        learning_rate: Annotated[float, Interval(gt=0, le=1)] = 1e-3,
+        patience: Annotated[int, Interval(ge=1, le=100_000)] = 10,
+        validation_fraction: Annotated[float, Interval(gt=0, lt=1)] = 0.1,
+        seed: Annotated[int, Interval(ge=0, le=2**32 - 1)] = 0,
+        device: Annotated[str, Matches(r"auto|cpu|mps|cuda(:\d+)?", f"naming a device: {DEVICES}")] = "auto",
         progress: bool = True,
     ):
         super().__init__()
-        checks = {
-            "hidden_dim": hidden_dim >= 1,
-            "max_epochs": max_epochs >= 1,
-            "batch_size": batch_size >= 1,
-            "learning_rate": learning_rate > 0,
-            "patience": patience >= 1,
-            "validation_fraction": 0 < validation_fraction < 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ActokError(
-                f"bad {', '.join(bad)}: hidden_dim, max_epochs, batch_size, patience >= 1, learning_rate > 0, "
-                "0 < validation_fraction < 1"
-            )
-        resolve_device(device)  # fail early on a bad device
-        self.hidden_dim, self.max_epochs, self.batch_size = int(hidden_dim), int(max_epochs), int(batch_size)
-        self.learning_rate, self.patience = float(learning_rate), int(patience)
-        self.validation_fraction, self.seed, self.device = float(validation_fraction), int(seed), device
-        self.progress = bool(progress)
+        resolve_device(device)  # fail early on a device this machine does not have
+        self.hidden_dim, self.max_epochs, self.batch_size = hidden_dim, max_epochs, batch_size
+        self.learning_rate, self.patience, self.validation_fraction = learning_rate, patience, validation_fraction
+        self.seed, self.device, self.progress = seed, device, progress
         self.model: nn.Module | None = None
         self.training_summary: dict[str, Any] = {}
 
@@ -137,27 +126,10 @@ class LearnedTokenizer(ActionTokenizer):
     def slot_sizes(self) -> list[int]:
         """Number of codes each token position can take (length = tokens per chunk)."""
 
-    def tokenizer_params(self) -> dict[str, Any]:
-        """The subclass's own constructor parameters."""
-        return {}
-
     def check_shape_for_fit(self, horizon: int, action_dim: int) -> None:
         """Raise ActokError when the architecture cannot take chunks of this shape."""
 
     # ------------------------------------------------------------ protocol
-    def get_params(self) -> dict[str, Any]:
-        return {
-            **self.tokenizer_params(),
-            "hidden_dim": self.hidden_dim,
-            "max_epochs": self.max_epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "patience": self.patience,
-            "validation_fraction": self.validation_fraction,
-            "seed": self.seed,
-            "device": self.device,
-        }
-
     @property
     def offsets(self) -> np.ndarray:
         sizes = self.slot_sizes()
@@ -360,11 +332,36 @@ class LearnedTokenizer(ActionTokenizer):
         }
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        path = directory / state.get("weights", WEIGHTS_FILE)
+        fields = {"weights": Literal[WEIGHTS_FILE], "training_summary": dict}
+        self.training_summary = check_fields(directory / CONFIG_FILE, state, fields)["training_summary"]
+        path = directory / WEIGHTS_FILE
         if not path.is_file():
             raise ActokError(f"{directory} is not a complete {self.name} tokenizer: the file {path.name} is missing")
+        try:
+            weights = load_file(str(path))
+        except Exception as exc:  # safetensors raises its own SafetensorError (or OSError)
+            raise ActokError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+        try:
+            self.check_shape_for_fit(self.horizon, self.action_dim)
+        except ActokError as exc:
+            raise ActokError(f"{directory / CONFIG_FILE}: {exc}") from None
         torch.manual_seed(self.seed)
         model = self.build_model()
-        model.load_state_dict(load_file(str(path)))
+        expected = model.state_dict()
+        missing = sorted(expected.keys() - weights.keys())
+        unexpected = sorted(weights.keys() - expected.keys())
+        reshaped = [k for k in expected.keys() & weights.keys() if weights[k].shape != expected[k].shape]
+        if missing or unexpected or reshaped:
+            problems = [
+                f"{label} {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+                for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", sorted(reshaped)))
+                if keys
+            ]
+            raise ActokError(
+                f"{path} does not hold the weights of the {self.name} model {CONFIG_FILE} describes "
+                f"({'; '.join(problems)})"
+            )
+        if not all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()):
+            raise ActokError(f"{path} holds non-finite weights")
+        model.load_state_dict(weights)
         self.model = model.eval()
-        self.training_summary = state.get("training_summary", {})

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from actok.errors import ActokError
-from actok.tokenizers.base import as_chunks
+from actok.tokenizers.base import CONFIG_FILE, as_chunks, state_array
 from actok.tokenizers.binning import BinningTokenizer
+from actok.tokenizers.params import Bins
 
 
 class QuantileBinningTokenizer(BinningTokenizer):
@@ -23,12 +24,12 @@ class QuantileBinningTokenizer(BinningTokenizer):
     name = "quantile-binning"
     learns_from_data = True
 
-    def __init__(self, n_bins: int = 256):
+    def __init__(self, n_bins: Bins = 256):
         super().__init__(n_bins=n_bins)
         self.edges: np.ndarray | None = None  # [n_bins - 1, D] inner edges
         self.values: np.ndarray | None = None  # [n_bins, D] decode values
 
-    def fit(self, chunks: np.ndarray) -> QuantileBinningTokenizer:
+    def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> QuantileBinningTokenizer:
         chunks = as_chunks(chunks)
         if len(chunks) == 0:
             raise ActokError("cannot fit quantile-binning on zero chunks")
@@ -74,5 +75,9 @@ class QuantileBinningTokenizer(BinningTokenizer):
         return {"edges": self.edges.tolist(), "values": self.values.tolist()}
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        self.edges = np.asarray(state["edges"], dtype=np.float64).reshape(self.n_bins - 1, -1)
-        self.values = np.asarray(state["values"], dtype=np.float64).reshape(self.n_bins, -1)
+        self.edges = state_array(directory, state, "edges", (self.n_bins - 1, self.action_dim))
+        self.values = state_array(directory, state, "values", (self.n_bins, self.action_dim))
+        if (np.diff(self.edges, axis=0) < 0).any():
+            raise ActokError(
+                f"{directory / CONFIG_FILE}: state.edges are not sorted along each dimension (bins need sorted edges)"
+            )

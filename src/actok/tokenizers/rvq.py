@@ -6,15 +6,17 @@ of layers decodes (coarse to fine) with `decode_layers` (REFERENCES §6)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from annotated_types import Interval
 from torch import nn
 from vector_quantize_pytorch import ResidualVQ
 
-from actok.errors import ActokError
-from actok.tokenizers.learned import LearnedTokenizer, mlp
+from actok.tokenizers.base import TokenBatch
+from actok.tokenizers.learned import MAX_WIDTH, LearnedTokenizer, mlp
+from actok.tokenizers.params import MAX_VOCAB, check_value
 
 
 class RVQModel(nn.Module):
@@ -60,16 +62,15 @@ class RVQTokenizer(LearnedTokenizer):
     name = "rvq"
     layered = True
 
-    def __init__(self, n_layers: int = 4, codebook_size: int = 256, latent_dim: int = 64, **training: Any):
+    def __init__(
+        self,
+        n_layers: Annotated[int, Interval(ge=1, le=64)] = 4,
+        codebook_size: Annotated[int, Interval(ge=2, le=MAX_VOCAB)] = 256,
+        latent_dim: Annotated[int, Interval(ge=1, le=MAX_WIDTH)] = 64,
+        **training: Any,
+    ):
         super().__init__(**training)
-        if int(n_layers) < 1 or int(codebook_size) < 2 or int(latent_dim) < 1:
-            raise ActokError(
-                f"rvq needs n_layers >= 1, codebook_size >= 2, latent_dim >= 1; got {n_layers}, {codebook_size}, {latent_dim}"
-            )
-        self.n_layers, self.codebook_size, self.latent_dim = int(n_layers), int(codebook_size), int(latent_dim)
-
-    def tokenizer_params(self) -> dict[str, Any]:
-        return {"n_layers": self.n_layers, "codebook_size": self.codebook_size, "latent_dim": self.latent_dim}
+        self.n_layers, self.codebook_size, self.latent_dim = n_layers, codebook_size, latent_dim
 
     def slot_sizes(self) -> list[int]:
         return [self.codebook_size] * self.n_layers
@@ -86,6 +87,5 @@ class RVQTokenizer(LearnedTokenizer):
 
     def decode_layers(self, ids: list[list[int]], n_layers: int) -> np.ndarray:
         """Decode from the first `n_layers` tokens of each sequence only (the coarse-to-fine view)."""
-        if not 1 <= n_layers <= self.n_layers:
-            raise ActokError(f"n_layers must be in [1, {self.n_layers}], got {n_layers}")
-        return self.decode([list(s)[:n_layers] for s in ids], on_invalid="relaxed")
+        n_layers = check_value("n_layers", Annotated[int, Interval(ge=1, le=self.n_layers)], n_layers)
+        return self.decode(TokenBatch.from_ids(ids).fixed(n_layers), on_invalid="relaxed")

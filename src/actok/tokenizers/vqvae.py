@@ -5,18 +5,21 @@ learned codebook (straight-through estimator), codebook loss + 0.25 x commitment
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Interval
 from torch import nn
 from torch.nn import functional as F
 
 from actok.errors import ActokError
-from actok.tokenizers.learned import LearnedTokenizer, mlp
+from actok.tokenizers.learned import MAX_WIDTH, LearnedTokenizer, mlp
+from actok.tokenizers.params import MAX_VOCAB
 
 COMMITMENT_WEIGHT = 0.25
 USAGE_DECAY = 0.9  # EMA of how often each code is picked per training step (half-life ~7 steps)
 DEAD_USAGE = 0.03  # codes picked less often than this (EMA) are reset
+MAX_CHUNK_SIZE = 4096  # steps per token
 
 
 def check_sub_chunks(name: str, horizon: int, chunk_size: int) -> None:
@@ -85,16 +88,15 @@ class VQVAETokenizer(LearnedTokenizer):
 
     name = "vqvae"
 
-    def __init__(self, codebook_size: int = 512, code_dim: int = 32, chunk_size: int = 5, **training: Any):
+    def __init__(
+        self,
+        codebook_size: Annotated[int, Interval(ge=2, le=MAX_VOCAB)] = 512,
+        code_dim: Annotated[int, Interval(ge=1, le=MAX_WIDTH)] = 32,
+        chunk_size: Annotated[int, Interval(ge=1, le=MAX_CHUNK_SIZE)] = 5,
+        **training: Any,
+    ):
         super().__init__(**training)
-        if min(codebook_size, code_dim, chunk_size) < 1 or codebook_size < 2:
-            raise ActokError(
-                f"vqvae needs codebook_size >= 2, code_dim >= 1, chunk_size >= 1; got {codebook_size}, {code_dim}, {chunk_size}"
-            )
-        self.codebook_size, self.code_dim, self.chunk_size = int(codebook_size), int(code_dim), int(chunk_size)
-
-    def tokenizer_params(self) -> dict[str, Any]:
-        return {"codebook_size": self.codebook_size, "code_dim": self.code_dim, "chunk_size": self.chunk_size}
+        self.codebook_size, self.code_dim, self.chunk_size = codebook_size, code_dim, chunk_size
 
     def check_shape_for_fit(self, horizon: int, action_dim: int) -> None:
         check_sub_chunks(self.name, horizon, self.chunk_size)

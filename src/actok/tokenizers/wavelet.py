@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pywt
+from annotated_types import Interval
 from tokenizers import Tokenizer
 
 from actok.errors import ActokError
 from actok.tokenizers.base import flatten_rows
 from actok.tokenizers.fast import TOKENIZER_FILE, FASTTokenizer
+from actok.tokenizers.params import OneOf, Scale, VocabSize
 
 MODE = "periodization"
 
@@ -35,13 +37,14 @@ class WaveletTokenizer(FASTTokenizer):
     name = "wavelet"
     transform_name = "wavelet"
 
-    def __init__(self, wavelet: str = "db2", level: int = 2, scale: float = 10.0, vocab_size: int = 1024):
+    def __init__(
+        self,
+        wavelet: Annotated[str, OneOf(tuple(pywt.wavelist(kind="discrete")))] = "db2",
+        level: Annotated[int, Interval(ge=1, le=16)] = 2,
+        scale: Scale = 10.0,
+        vocab_size: VocabSize = 1024,
+    ):
         super().__init__(scale=scale, vocab_size=vocab_size)
-        valid = pywt.wavelist(kind="discrete")
-        if wavelet not in valid:
-            raise ActokError(f"unknown wavelet {wavelet!r}; valid: {', '.join(valid[:12])}, ... (pywt.wavelist)")
-        if int(level) < 1:
-            raise ActokError(f"level must be >= 1, got {level}")
         self.wavelet, self.level = wavelet, int(level)
 
     def get_params(self) -> dict[str, Any]:
