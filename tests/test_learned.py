@@ -154,3 +154,27 @@ def test_core_works_without_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "needs the learned extra" in out and "pip install 'actok[learned]'" in out
+
+
+@pytest.mark.parametrize(
+    ("hidden", "names"),
+    [
+        ("vector_quantize_pytorch", ("rvq", "fsq")),  # vqvae implements its quantizer itself
+        ("loguru", ("rvq", "fsq", "vqvae")),
+        ("safetensors", ("rvq", "fsq", "vqvae")),
+    ],
+)
+def test_a_missing_learned_dependency_names_the_extra_with_torch_present(hidden, names):
+    """torch installed but another piece of the learned extra missing: the CLI says which extra to install, in one
+    line, for every learned tokenizer."""
+    code = (
+        f"import sys; sys.modules[{hidden!r}] = None\n"
+        "from actok.cli import main\n"
+        f"for name in {names!r}:\n"
+        "    assert main(['bench', '--tokenizer', name]) == 2\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == len(names) and "Traceback" not in proc.stderr, proc.stderr
+    assert all("needs the learned extra" in ln and hidden in ln for ln in lines), lines
