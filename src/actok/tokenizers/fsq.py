@@ -12,9 +12,8 @@ from annotated_types import Interval, Len
 from torch import nn
 from vector_quantize_pytorch import FSQ
 
-from actok.tokenizers.learned import LearnedTokenizer, mlp
+from actok.tokenizers.learned import MAX_CHUNK_SIZE, LearnedTokenizer, check_sub_chunks, mlp
 from actok.tokenizers.params import MAX_VOCAB
-from actok.tokenizers.vqvae import MAX_CHUNK_SIZE, check_sub_chunks
 
 
 class FSQModel(nn.Module):

@@ -41,6 +41,19 @@ INFERENCE_BATCH = 8192
 MAX_WIDTH = 8192  # hidden and latent sizes
 
 
+MAX_CHUNK_SIZE = 4096  # steps per token of the sub-chunk tokenizers (vqvae, fsq)
+
+
+def check_sub_chunks(name: str, horizon: int, chunk_size: int) -> None:
+    """Sub-chunk tokenizers (one token per `chunk_size` steps) need `chunk_size` to divide the horizon."""
+    if horizon % chunk_size:
+        divisors = [k for k in range(1, horizon + 1) if horizon % k == 0]
+        raise ActokError(
+            f"{name}: chunk_size {chunk_size} does not divide the horizon {horizon}; valid chunk_size values: "
+            f"{', '.join(map(str, divisors))}"
+        )
+
+
 def resolve_device(spec: str) -> torch.device:
     """`auto` -> CUDA when present, else CPU."""
     if spec == "auto":

@@ -12,23 +12,12 @@ from annotated_types import Interval
 from torch import nn
 from torch.nn import functional as F
 
-from actok.errors import ActokError
-from actok.tokenizers.learned import MAX_WIDTH, LearnedTokenizer, mlp
+from actok.tokenizers.learned import MAX_CHUNK_SIZE, MAX_WIDTH, LearnedTokenizer, check_sub_chunks, mlp
 from actok.tokenizers.params import MAX_VOCAB
 
 COMMITMENT_WEIGHT = 0.25
 USAGE_DECAY = 0.9  # EMA of how often each code is picked per training step (half-life ~7 steps)
 DEAD_USAGE = 0.03  # codes picked less often than this (EMA) are reset
-MAX_CHUNK_SIZE = 4096  # steps per token
-
-
-def check_sub_chunks(name: str, horizon: int, chunk_size: int) -> None:
-    if horizon % chunk_size:
-        divisors = [k for k in range(1, horizon + 1) if horizon % k == 0]
-        raise ActokError(
-            f"{name}: chunk_size {chunk_size} does not divide the horizon {horizon}; valid chunk_size values: "
-            f"{', '.join(map(str, divisors))}"
-        )
 
 
 class VQVAEModel(nn.Module):
