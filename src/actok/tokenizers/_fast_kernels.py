@@ -94,7 +94,7 @@ def utf8_bytes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
-def _table_bytes(n: int) -> tuple[np.ndarray, np.ndarray]:
+def table_bytes(n: int) -> tuple[np.ndarray, np.ndarray]:
     """`utf8_bytes` of the code points `0 .. n - 1`, once per process (read-only)."""
     n_bytes, raw = utf8_bytes(np.arange(n))
     n_bytes.flags.writeable = raw.flags.writeable = False
@@ -150,7 +150,7 @@ class EncodeTables:
         if model.get("unk_token") is not None and (symbol_ids[:256] < 0).any():
             logger.info("FAST encodes through the tokenizers library: some byte symbols would be unknown tokens")
             return None
-        n_bytes, raw = _table_bytes(n_code_points)
+        n_bytes, raw = table_bytes(n_code_points)
         return cls(
             _char_classes(n_code_points, pre_tokenizer),
             n_bytes,

@@ -349,9 +349,11 @@ class FASTTokenizer(ActionTokenizer):
         vocab = self.bpe.get_vocab()
         self._n_vocab = max(vocab.values(), default=-1) + 1
         symbol_ids = np.array([vocab.get(s, -1) for s in byte_symbols()] + [-1], dtype=np.int64)
+        self._symbol_ids = symbol_ids
+        raw = _kernels.table_bytes(_kernels.TABLE_CODE_POINTS)[1]
+        self._spelled = ((symbol_ids[raw] >= 0) | (raw < 0)).all(axis=1)  # per code point below U+10000
         codes = np.arange(self.max_token - self.min_token + 1)
-        raw = _kernels.utf8_bytes(codes)[1]
-        emit = ((symbol_ids[raw] >= 0) | (raw < 0)).all(axis=1)
+        emit = self._spelled[codes]
         if not emit.any():
             raise ActokError("the BPE vocabulary cannot spell any code point of the fitted range")
         ok = codes[emit]
@@ -359,7 +361,6 @@ class FASTTokenizer(ActionTokenizer):
         left, right = ok[np.maximum(nearest - 1, 0)], ok[nearest]
         self._emit_code = np.where(np.abs(codes - left) <= np.abs(right - codes), left, right).astype(np.int32)
         self._emit_code[emit] = codes[emit]
-        self._symbol_ids = symbol_ids
         self._encode_tables = (
             _kernels.EncodeTables.build(self.bpe.to_str(), self.bpe.pre_tokenizer)
             if _kernels.numba_available()
@@ -402,8 +403,11 @@ class FASTTokenizer(ActionTokenizer):
     def _encode_with_library(self, chunks: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
         """Chunks -> (ids through the tokenizers library, row flags: DROPPED where a byte had no symbol)."""
         codes = self._code_points(chunks)[0]
-        raw = _kernels.utf8_bytes(codes)[1]
-        dropped = ((self._symbol_ids[raw] < 0) & (raw >= 0)).any(axis=(1, 2))
+        small = codes < len(self._spelled)
+        missing = ~self._spelled[np.where(small, codes, 0)]
+        raw = _kernels.utf8_bytes(codes[~small])[1]
+        missing[~small] = ((self._symbol_ids[raw] < 0) & (raw >= 0)).any(axis=1)
+        dropped = missing.any(axis=1)
         ids = [e.ids for e in self.bpe.encode_batch_fast(symbols_to_strings(codes))]
         return ids, np.where(dropped, _kernels.DROPPED, 0).astype(np.int8)
 
