@@ -454,3 +454,8 @@ def test_compiled_and_library_encode_agree_on_rows_beyond_the_tables(g1_fast):
     ids = quietly(tok.encode, x)
     plain = plain_of(tok)
     assert ids == [plain.encode_one(c) for c in x]
+
+
+def test_clip_must_be_a_bool():
+    with pytest.raises(ActokError, match="clip must be true or false, got 'yes'"):
+        FASTTokenizer(clip="yes")

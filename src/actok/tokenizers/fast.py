@@ -479,7 +479,8 @@ def config_field(
         return default
     value = config[key]
     if not (_KINDS[kind](value) or (nullable and value is None)):
-        raise ActokError(f"{path}: {key!r} must be {kind}{' or null' if nullable else ''}, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ActokError(f"{path}: {key!r} must be {kind}{' or null' if nullable else ''}, got {shown}")
     return value
 
 
