@@ -202,7 +202,7 @@ def test_klt_files_that_do_not_fit_the_state(copy, saved):
 def test_corrupted_wavelet_bpe(copy):
     folder = copy("wavelet")
     (folder / "tokenizer.json").write_text("[]")
-    refused(load_tokenizer, folder, "is not a readable wavelet tokenizer folder", file=None)
+    refused(load_tokenizer, folder, "is not a readable tokenizers file", file=None)
 
 
 @pytest.mark.parametrize("name", list(TINY))

@@ -32,6 +32,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 OTHER, LETTER, NUMBER, SPACE = 0, 1, 2, 3
+TOO_LARGE, DROPPED = 1, 2  # flags of encoded rows
 _FIB = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: Fibonacci hashing of (left, right) token pairs
 
 
@@ -49,21 +50,55 @@ def _char_classes(n: int, pre_tokenizer) -> np.ndarray:
     """Class of each code point `< n` as the GPT-2 pattern sees it (\\p{L}, \\p{N}, \\s, anything else).
 
     From Python's Unicode tables; code points those tables call unassigned (newer Unicode versions than this
-    Python's may assign them) are asked of the tokenizer's own pre-tokenizer."""
-    classes = np.zeros(n, dtype=np.int8)
-    for cp in range(n):
-        cat = unicodedata.category(chr(cp))
-        if cp in (9, 10, 11, 12, 13, 0x85) or cat in ("Zs", "Zl", "Zp"):
-            classes[cp] = SPACE
-        elif cat[0] == "L":
-            classes[cp] = LETTER
-        elif cat[0] == "N":
-            classes[cp] = NUMBER
-        elif cat == "Cn":
-            c = chr(cp)
-            joins = [len(pre_tokenizer.pre_tokenize_str(p + c + p)) == 1 for p in ("a", "1", "#")]
-            classes[cp] = LETTER if joins[0] else NUMBER if joins[1] else OTHER if joins[2] else SPACE
-    return classes
+    Python's may assign them) are asked of the tokenizer's own pre-tokenizer. The classes are the same for every
+    tokenizer the loops accept (ByteLevel with the GPT-2 pattern), so they are computed once per process."""
+    global _CLASSES
+    done = len(_CLASSES)
+    if n > done:
+        grown = np.zeros(n, dtype=np.int8)
+        grown[:done] = _CLASSES
+        for cp in range(done, n):
+            cat = unicodedata.category(chr(cp))
+            if cp in (9, 10, 11, 12, 13, 0x85) or cat in ("Zs", "Zl", "Zp"):
+                grown[cp] = SPACE
+            elif cat[0] == "L":
+                grown[cp] = LETTER
+            elif cat[0] == "N":
+                grown[cp] = NUMBER
+            elif cat == "Cn":
+                c = chr(cp)
+                joins = [len(pre_tokenizer.pre_tokenize_str(p + c + p)) == 1 for p in ("a", "1", "#")]
+                grown[cp] = LETTER if joins[0] else NUMBER if joins[1] else OTHER if joins[2] else SPACE
+        _CLASSES = grown
+    return _CLASSES[:n]
+
+
+_CLASSES = np.zeros(0, dtype=np.int8)
+#: Code points the encode loop has tables for (the Basic Multilingual Plane); rows with larger ones, which need
+#: coefficients thousands of steps beyond any fitted range, go through the library.
+TABLE_CODE_POINTS = 0x10000
+
+
+def utf8_bytes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Code points `[...]` (below 0x110000) -> (UTF-8 length `[...]` int8, the bytes `[..., 4]` int16, -1 after the
+    last), computed as `str.encode("utf-8", "surrogatepass")` would."""
+    cp = np.asarray(points, dtype=np.int64)
+    n_bytes = (1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)).astype(np.int8)
+    lead = np.choose(n_bytes - 1, [cp, 0xC0 | (cp >> 6), 0xE0 | (cp >> 12), 0xF0 | (cp >> 18)])
+    out = np.full((*cp.shape, 4), -1, dtype=np.int16)
+    out[..., 0] = lead
+    for j in range(1, 4):  # continuation bytes: 6 bits each, most significant first
+        shift = 6 * (n_bytes.astype(np.int64) - 1 - j)
+        out[..., j] = np.where(shift >= 0, 0x80 | ((cp >> np.maximum(shift, 0)) & 0x3F), -1)
+    return n_bytes, out
+
+
+@cache
+def table_bytes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`utf8_bytes` of the code points `0 .. n - 1`, once per process (read-only)."""
+    n_bytes, raw = utf8_bytes(np.arange(n))
+    n_bytes.flags.writeable = raw.flags.writeable = False
+    return n_bytes, raw
 
 
 @dataclass
@@ -80,7 +115,7 @@ class EncodeTables:
     n_vocab: int
 
     @classmethod
-    def build(cls, tokenizer_json: str, pre_tokenizer, n_code_points: int) -> EncodeTables | None:
+    def build(cls, tokenizer_json: str, pre_tokenizer, n_code_points: int = TABLE_CODE_POINTS) -> EncodeTables | None:
         """Tables for a `tokenizers` BPE (its JSON), or None when the compiled loop would not reproduce it."""
         spec = json.loads(tokenizer_json)
         reason = _unsupported(spec)
@@ -111,21 +146,15 @@ class EncodeTables:
             return None
         bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
         hash_keys, hash_ranks = _build_hash(keys, np.arange(len(keys), dtype=np.int32), bits)
-        symbols = _byte_symbols()
-        n_bytes = np.zeros(n_code_points, dtype=np.int8)
-        byte_ids = np.full((n_code_points, 4), -1, dtype=np.int32)
-        for cp in range(n_code_points):
-            raw = chr(cp).encode("utf-8", errors="surrogatepass")
-            n_bytes[cp] = len(raw)
-            for j, b in enumerate(raw):
-                byte_ids[cp, j] = vocab.get(symbols[b], -1)
-        if model.get("unk_token") is not None and (byte_ids[n_bytes[:, None] > np.arange(4)] < 0).any():
+        symbol_ids = np.array([vocab.get(s, -1) for s in _byte_symbols()] + [-1], dtype=np.int32)
+        if model.get("unk_token") is not None and (symbol_ids[:256] < 0).any():
             logger.info("FAST encodes through the tokenizers library: some byte symbols would be unknown tokens")
             return None
+        n_bytes, raw = table_bytes(n_code_points)
         return cls(
             _char_classes(n_code_points, pre_tokenizer),
             n_bytes,
-            byte_ids,
+            symbol_ids[raw],  # raw == -1 (no such byte) reads the trailing -1
             hash_keys,
             hash_ranks,
             64 - bits,
@@ -207,30 +236,17 @@ def _compile(cache: bool):
     debruijn_index = _DEBRUIJN_INDEX
 
     @njit(cache=cache, nogil=True)
-    def quantize(coef, scale, min_token, emit):
-        """Coefficients [N, C] -> code points the BPE can emit [N, C] (int32) and how many changed."""
-        n, width = coef.shape
-        span = emit.shape[0] - 1
-        codes = np.empty((n, width), np.int32)
-        changed = 0
-        for i in range(n):
-            for t in range(width):
-                v = np.rint(coef[i, t] * scale) - min_token
-                c = emit[int(min(max(v, 0.0), float(span)))]
-                if c != v:
-                    changed += 1
-                codes[i, t] = c
-        return codes, changed
-
-    @njit(cache=cache, nogil=True)
     def bpe_encode(
-        codes, lengths, coeff, scale, min_token, emit,
+        codes, lengths, coeff, scale, min_token, emit, clip,
         classes, n_bytes, byte_ids, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab,
     ):  # fmt: skip
-        """Rows of code points -> (flat ids, row offsets [N + 1]), as the library's ByteLevel BPE. With an empty
-        `codes` array, the rows are quantized from `coeff` [N, C] on the fly (as `quantize` does)."""
+        """Rows of code points -> (flat ids, row offsets [N + 1], flags [N]), as the library's ByteLevel BPE. With
+        an empty `codes` array, the rows are quantized from `coeff` [N, C] on the fly.
+        flags: TOO_LARGE, a code point beyond the tables (the row is left empty, for the library); DROPPED, a byte
+        without a symbol in the vocabulary was dropped, as the library drops it."""
         from_coeff = codes.shape[0] == 0 and coeff.shape[0] > 0
         n, width = coeff.shape if from_coeff else codes.shape
+        n_points = classes.shape[0]
         span = emit.shape[0] - 1
         row_buf = np.empty(width, np.int32)
         n_merges = new_ids.shape[0]
@@ -258,12 +274,16 @@ def _compile(cache: bool):
         c_code = np.empty(8, np.int32)
         out = np.empty(n * width * max(n_bytes.max(), 1) + 1, np.int32)  # a token holds at least one byte
         offsets = np.zeros(n + 1, np.int64)
+        flags = np.zeros(n, np.int8)
         o = 0
         for i in range(n):
             if from_coeff:
-                for t in range(width):
+                for t in range(width):  # the rule of FASTTokenizer._code_points (see there)
                     v = np.rint(coeff[i, t] * scale) - min_token
-                    row_buf[t] = emit[int(min(max(v, 0.0), float(span)))]
+                    if clip or not (v < 0xD800 or (v > 0xDFFF and v <= 0x10FFFF)):  # NaN too
+                        row_buf[t] = emit[int(min(v, float(span))) if v > 0.0 else 0]
+                    else:
+                        row_buf[t] = int(max(v, 0.0))
                 row = row_buf
                 length = width
             else:
@@ -275,6 +295,9 @@ def _compile(cache: bool):
             t = 0
             while t < length:
                 c = row[t]
+                if c >= n_points:
+                    flags[i] = TOO_LARGE
+                    break
                 u = t + 1
                 while u < length and row[u] == c:
                     u += 1
@@ -285,6 +308,9 @@ def _compile(cache: bool):
                 if c == 39 or classes[c] == 3:
                     plain = False
                 t = u
+            if flags[i] == TOO_LARGE:
+                offsets[i + 1] = o
+                continue
             ri = 0  # next run (plain rows), or the run holding code point a (other rows)
             a = 0  # next code point (other rows)
             while (plain and ri < n_runs) or (not plain and a < length):
@@ -346,8 +372,9 @@ def _compile(cache: bool):
                     for _ in range(1 if size == 1 else repeat):  # a 1-byte character's run is one node
                         for k in range(size):
                             v = byte_ids[cp, k]
-                            if v < 0:
-                                continue  # not in the vocabulary (and no unknown token): the library drops it
+                            if v < 0:  # not in the vocabulary (and no unknown token): the library drops it
+                                flags[i] = DROPPED
+                                continue
                             add = repeat if size == 1 else 1
                             if m > 0 and tok[m - 1] == v:
                                 cnt[m - 1] += add
@@ -509,34 +536,28 @@ def _compile(cache: bool):
                         o += 1
                     j = nxt[j]
             offsets[i + 1] = o
-        return out[:o], offsets
+        return out[:o], offsets, flags
 
     @njit(cache=cache, nogil=True)
-    def decode(
-        flat, lengths, n_vocab, whole, start, size, values, in_range, zero, coeff, n_chars, ids_ok, range_ok, library
-    ):
-        """Flat ids -> scaled coefficients into `coeff` [N, n_coeff] (zeros on entry) from each token's precomputed
-        coefficient values, with per row: symbols, only known ids, only in-range symbols, and whether a token
-        holds part of a UTF-8 character (those rows are the library's to decode)."""
+    def decode(flat, lengths, n_vocab, whole, start, size, values, zero, coeff, n_chars, ids_ok, partial):
+        """Flat int64 ids -> scaled coefficients into `coeff` [N, n_coeff] (zeros on entry) from each token's
+        precomputed values, with per row: symbols, only known ids, and whether a token holds part of a UTF-8
+        character (those rows are decoded from their bytes instead)."""
         n, n_coeff = coeff.shape
         k = 0
         for i in range(n):
             ids_ok[i] = True
-            range_ok[i] = True
-            library[i] = False
+            partial[i] = False
             pos = 0
             for _ in range(lengths[i]):
-                v = flat[k]
+                t = flat[k]
                 k += 1
-                if not (v >= 0 and v < n_vocab and v == np.floor(v)):
+                if t < 0 or t >= n_vocab:
                     ids_ok[i] = False  # unknown ids are skipped, as the library skips them
                     continue
-                t = int(v)
                 if not whole[t]:
-                    library[i] = True
+                    partial[i] = True
                     continue
-                if not in_range[t]:
-                    range_ok[i] = False
                 if not zero[t]:  # most of a FAST sequence is zero coefficients, already in place
                     first = start[t]
                     for q in range(min(size[t], max(n_coeff - pos, 0))):
@@ -544,47 +565,51 @@ def _compile(cache: bool):
                 pos += size[t]
             n_chars[i] = pos
 
-    return quantize, bpe_encode, decode
+    return bpe_encode, decode
 
 
-def quantize(coeff: np.ndarray, scale: float, min_token: int, emit: np.ndarray) -> tuple[np.ndarray, int]:
-    """Coefficients `[N, C]` -> (code points `[N, C]` the BPE can emit, how many differ from the rounded values)."""
-    codes, changed = _kernels()[0](np.ascontiguousarray(coeff, dtype=np.float64), float(scale), int(min_token), emit)
-    return codes, int(changed)
+def _coefficients(coeff: np.ndarray) -> np.ndarray:
+    """Coefficients as the loops read them: float32 stays float32 (the reference rounds in the input's dtype)."""
+    return np.ascontiguousarray(coeff, dtype=np.float32 if coeff.dtype == np.float32 else np.float64)
 
 
 def encode_code_points(
     codes: np.ndarray, tables: EncodeTables, lengths: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of code points `[N, L]` (the first `lengths[i]` of row i; all by default) -> (flat ids, offsets)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of code points `[N, L]` (the first `lengths[i]` of row i; all by default) -> (flat ids, offsets, row
+    flags: TOO_LARGE, DROPPED)."""
     codes = np.ascontiguousarray(codes, dtype=np.int32)
     if lengths is None:
         lengths = np.full(len(codes), codes.shape[1], dtype=np.int64)
-    return _bpe(codes, lengths, np.zeros((0, 0)), 1.0, 0, np.zeros(1, np.int32), tables)
+    return _bpe(codes, lengths, np.zeros((0, 0)), 1.0, 0, np.zeros(1, np.int32), False, tables)
 
 
-def _bpe(codes, lengths, coeff, scale, min_token, emit, t: EncodeTables) -> tuple[np.ndarray, np.ndarray]:
+def _bpe(codes, lengths, coeff, scale, min_token, emit, clip, t: EncodeTables):
     tables = (t.classes, t.n_bytes, t.byte_ids, t.hash_keys, t.hash_ranks, t.hash_shift, t.new_ids, t.n_vocab)
-    return _kernels()[1](codes, lengths, coeff, float(scale), int(min_token), emit, *tables)
+    return _kernels()[0](codes, lengths, coeff, coeff.dtype.type(scale), int(min_token), emit, bool(clip), *tables)
 
 
 def encode_chunks(
-    chunks: np.ndarray, transform, scale: float, min_token: int, emit: np.ndarray, tables: EncodeTables
-) -> list[list[int]]:
-    """Chunks `[N, H, D]` -> ids per chunk: `transform(block, workers=1)` (coefficients `[n, C]`), then
-    quantization + BPE, on row blocks spread over the CPU cores for large batches (the loops release the GIL)."""
+    chunks: np.ndarray, transform, scale: float, min_token: int, emit: np.ndarray, clip: bool, tables: EncodeTables
+) -> tuple[list[list[int]], np.ndarray]:
+    """Chunks `[N, H, D]` -> (ids per chunk, row flags `[N]`): `transform(block, workers=1)` (coefficients
+    `[n, C]`), then quantization + BPE, on row blocks spread over the CPU cores for large batches (the loops
+    release the GIL). Rows flagged TOO_LARGE are empty: the caller encodes them another way."""
 
-    def work(rows: slice) -> list[tuple[np.ndarray, np.ndarray]]:  # no Python objects are made here
+    def work(rows: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # no Python objects are made here
         out = []
         for start in range(rows.start, rows.stop, SUB_BLOCK):  # coefficients used while still in cache
             sub = slice(start, min(start + SUB_BLOCK, rows.stop))
-            coeff = np.ascontiguousarray(transform(chunks[sub], workers=1), dtype=np.float64)
-            out.append(_bpe(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), coeff, scale, min_token, emit, tables))
+            coeff = _coefficients(transform(chunks[sub], workers=1))
+            out.append(
+                _bpe(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), coeff, scale, min_token, emit, clip, tables)
+            )
         return out
 
     parts = row_blocks(len(chunks))
-    blocks = [work(parts[0])] if len(parts) == 1 else _pool().map(work, parts)
-    return [ids for block in blocks for piece in block for ids in split_rows(*piece)]
+    pieces = [piece for block in ([work(parts[0])] if len(parts) == 1 else _pool().map(work, parts)) for piece in block]
+    ids = [row for flat, offsets, _ in pieces for row in split_rows(flat, offsets)]
+    return ids, np.concatenate([flags for *_, flags in pieces]) if pieces else np.zeros(0, np.int8)
 
 
 SUB_BLOCK = 128  # rows transformed and encoded at a time inside a block
@@ -624,20 +649,20 @@ def _pool() -> ThreadPoolExecutor:
 
 def decode_ids(
     flat: np.ndarray, lengths: np.ndarray, tables: DecodeTables, n_coeff: int, finish=None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flat ids + lengths -> (coefficients `[N, n_coeff]`, symbols per row, known-ids rows, in-range rows, rows
-    for the library), row blocks over the CPU cores for large batches; `finish(rows, *block arrays)` runs on
-    each block right after, in the same thread."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat int64 ids (-1: not an id) + lengths -> (coefficients `[N, n_coeff]`, symbols per row, rows with only
+    known ids, rows holding a partial-character token, whose symbols the caller decodes from their bytes), on row
+    blocks over the CPU cores for large batches; `finish(rows, *block arrays)` runs on each block right after, in
+    the same thread."""
     t = tables
     n = len(lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    out = (np.zeros((n, n_coeff)), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool), np.empty(n, bool))
+    out = (np.zeros((n, n_coeff)), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool))
 
     def work(rows: slice) -> None:
         part = flat[offsets[rows.start] : offsets[rows.stop]]
-        tables = (t.n_vocab, t.whole, t.start, t.size, t.values, t.in_range, t.zero)
         block = tuple(array[rows] for array in out)
-        _kernels()[2](part, lengths[rows], *tables, *block)
+        _kernels()[1](part, lengths[rows], t.n_vocab, t.whole, t.start, t.size, t.values, t.zero, *block)
         if finish is not None:
             finish(rows, *block)
 
@@ -652,29 +677,24 @@ def decode_ids(
 @dataclass
 class DecodeTables:
     """Per token: whether it is whole UTF-8 characters, and where its scaled coefficient values start (and how
-    many) in `values`; `in_range`: whether all its symbols lie in the fitted range (out-of-range ones read 0);
-    `zero`: whether all its values are 0.0."""
+    many) in `values`; `zero`: whether all its values are 0.0."""
 
     n_vocab: int
     whole: np.ndarray
     start: np.ndarray
     size: np.ndarray
     values: np.ndarray
-    in_range: np.ndarray
-    zero: np.ndarray  # every value of the token is 0.0
+    zero: np.ndarray
 
     @classmethod
-    def build(cls, whole, start, size, points, span: int, min_token: int, scale: float) -> DecodeTables:
-        inside = points <= span
-        values = np.where(inside, (points + min_token) / scale, 0.0)  # the same division the reference makes
+    def build(cls, whole, start, size, points, min_token: int, scale: float) -> DecodeTables:
+        values = (points + min_token) / scale  # the same division the reference makes
         spelled = np.flatnonzero(size > 0)
         by_start = spelled[np.argsort(start[spelled])]
         owner = np.repeat(by_start, size[by_start])  # the token each entry of `points` belongs to
-        in_range = np.ones(len(size), dtype=bool)
-        in_range[owner[~inside]] = False
         zero = np.ones(len(size), dtype=bool)
         zero[owner[values != 0.0]] = False
-        return cls(len(whole), whole, start, size, values, in_range, zero)
+        return cls(len(whole), whole, start, size, values, zero)
 
 
 def split_rows(flat: np.ndarray, offsets: np.ndarray) -> list[list[int]]:

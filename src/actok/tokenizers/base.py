@@ -303,13 +303,13 @@ class ActionTokenizer(ABC):
             values[~valid] = 0.0
         return (values, valid) if return_valid else values
 
+    @abstractmethod
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
         """The tokenizer's mathematics: sanitized ids -> (chunks `[N, H, D]` float64, validity `[N]` bool).
 
         Rows that are valid encodings decode exactly; for invalid rows the values are the best-effort repair used
         under `relaxed=True` (they are zeroed by `decode` otherwise, so they need not be computed when
         `relaxed=False`). Must not raise for any content of `batch`."""
-        raise NotImplementedError  # TODO(template migration): abstract once fast and wavelet implement it
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         """What a valid sequence looks like, for `on_invalid="raise"` messages (overridden by tokenizers)."""

@@ -2,7 +2,7 @@
 
 `wavedec` with periodization (an orthogonal transform for orthogonal wavelets, so the rounding error in the
 coefficients is the reconstruction error), coefficients ordered coarse to fine and scaled by `scale`, rounded,
-then the same byte-level BPE as FAST, with FAST's clipping and validity checks.
+then the same byte-level BPE as FAST, with FAST's encode rules (`clip`) and validity checks.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Annotated, Any
 import numpy as np
 import pywt
 from annotated_types import Interval
-from tokenizers import Tokenizer
 
 from actok.errors import ActokError
-from actok.tokenizers.base import flatten_rows
-from actok.tokenizers.fast import TOKENIZER_FILE, FASTTokenizer
+from actok.tokenizers.base import CONFIG_FILE, flatten_rows
+from actok.tokenizers.fast import SURROGATES, TOKENIZER_FILE, FASTTokenizer, config_field, read_bpe
 from actok.tokenizers.params import OneOf, Scale, VocabSize
 
 MODE = "periodization"
@@ -32,6 +31,7 @@ class WaveletTokenizer(FASTTokenizer):
         level: decomposition levels (>= 1; deeper levels concentrate smooth chunks in fewer coefficients).
         scale: multiplier applied to the coefficients before rounding.
         vocab_size: BPE vocabulary size.
+        clip: clip coefficients into the fitted range (see FASTTokenizer).
     """
 
     name = "wavelet"
@@ -43,12 +43,13 @@ class WaveletTokenizer(FASTTokenizer):
         level: Annotated[int, Interval(ge=1, le=16)] = 2,
         scale: Scale = 10.0,
         vocab_size: VocabSize = 1024,
+        clip: bool = False,
     ):
-        super().__init__(scale=scale, vocab_size=vocab_size)
+        super().__init__(scale=scale, vocab_size=vocab_size, clip=clip)
         self.wavelet, self.level = wavelet, int(level)
 
     def get_params(self) -> dict[str, Any]:
-        return {"wavelet": self.wavelet, "level": self.level, "scale": self.scale, "vocab_size": self._vocab_size}
+        return {"wavelet": self.wavelet, "level": self.level, **super().get_params()}
 
     def _decompose(self, chunks: np.ndarray) -> list[np.ndarray]:
         with warnings.catch_warnings():  # "level too high: boundary effects" does not apply to periodization
@@ -80,9 +81,20 @@ class WaveletTokenizer(FASTTokenizer):
         path = directory / TOKENIZER_FILE
         if not path.is_file():
             raise ActokError(f"{directory} is not a complete wavelet tokenizer: the file {TOKENIZER_FILE} is missing")
-        self.bpe = Tokenizer.from_file(str(path))
-        self.min_token, self.max_token = int(state["min_token"]), int(state["max_token"])
-        self._prepare()
+        config = directory / CONFIG_FILE
+        if not isinstance(state, dict):
+            raise ActokError(f"{config}: 'state' must be a JSON object, got {state!r}")
+        lo = config_field(state, config, "min_token", "an integer")
+        hi = config_field(state, config, "max_token", "an integer")
+        if not 0 <= hi - lo < SURROGATES:
+            raise ActokError(
+                f"{config}: max_token {hi} must be in [min_token, min_token + {SURROGATES - 1}] (min_token is {lo})"
+            )
+        self.bpe, self.min_token, self.max_token = read_bpe(path), lo, hi
+        try:
+            self._prepare()
+        except ActokError as err:
+            raise ActokError(f"{path}: {err}") from None
 
     @classmethod
     def load(cls, directory: str | Path) -> WaveletTokenizer:

@@ -6,9 +6,12 @@ tokenizers, transformers); it gives the same ids and reconstructions as `actok.l
 Public interface, as the reference processor: `processor(chunks)` -> list of id lists,
 `processor.decode(tokens, time_horizon=None, action_dim=None)` -> array `[N, H, D]`,
 `processor.fit(chunks, scale=..., vocab_size=..., time_horizon=..., action_dim=...)` -> a new processor.
-Unlike the reference, encode clips coefficients into the fitted range (no symbol is ever dropped) and decode
-marks sequences that do not decode to exactly H*D in-range symbols as invalid (zeros, or a repair with
-`on_invalid="relaxed"`) instead of printing; `time_horizon`/`action_dim` survive save/load.
+Encode gives the reference's ids: the DCT in the input's float dtype, coefficients below min_token clamped to it,
+those above max_token spelled with byte tokens. Where the reference raises (a code point in U+D800-DFFF or beyond
+U+10FFFF) the coefficient is clipped into the fitted range, as every coefficient is with `clip=True`. Decode marks
+what the reference cannot decode to a chunk of the right shape as invalid (unknown ids, bytes that are not UTF-8,
+a wrong number of symbols): zeros, or with `on_invalid="relaxed"` unknown ids skipped, broken bytes read as zero
+coefficients, padded/truncated with zero coefficients. `time_horizon`/`action_dim` survive save/load.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ def _byte_symbols() -> list[str]:
     return out
 
 
+def _float_chunks(chunks) -> np.ndarray:
+    """The dtype the reference's DCT runs in: float32 for float16/float32 input, float64 otherwise."""
+    chunks = np.asarray(chunks)
+    return chunks.astype(np.float32 if chunks.dtype in (np.float16, np.float32) else np.float64, copy=False)
+
+
 class UniversalActionProcessor(ProcessorMixin):
     attributes = ("bpe_tokenizer",)  # transformers 4.x
     bpe_tokenizer_class = "AutoTokenizer"
@@ -51,25 +60,36 @@ class UniversalActionProcessor(ProcessorMixin):
         max_token=None,
         time_horizon=None,
         action_dim=None,
+        clip=False,
         **kwargs,
     ):
         self.scale = float(scale)
         self.vocab_size = int(vocab_size)
         self.min_token = int(min_token)
-        self.max_token = None if max_token is None else int(max_token)
         self.time_horizon = time_horizon
         self.action_dim = action_dim
+        self.clip = bool(clip)
         super().__init__(bpe_tokenizer=bpe_tokenizer)
-        self._emit_code = self._emit_table()
+        vocab = self.bpe_tokenizer.backend_tokenizer.get_vocab()
+        if max_token is None:  # the reference's initial alphabet is chr(0 .. max_token - min_token)
+            end = 0
+            while chr(end) in vocab:
+                end += 1
+            max_token = self.min_token + end - 1
+        self.max_token = int(max_token)
+        symbols = _byte_symbols()
+        inverse = {s: b for b, s in enumerate(symbols)}
+        self._token_bytes = {
+            i: bytes(inverse[c] for c in t) if all(c in inverse for c in t) else t.encode("utf-8")
+            for t, i in vocab.items()
+        }
+        self._emit_code = self._emit_table({symbols[b] for b in range(256) if symbols[b] in vocab})
 
-    def _emit_table(self):
-        """For each code point of the fitted range, the nearest one whose UTF-8 bytes the BPE can emit."""
-        if self.max_token is None:
-            return None
-        vocab = self.bpe_tokenizer.get_vocab()
-        table = _byte_symbols()
+    def _emit_table(self, spelled_bytes):
+        """For each code point of the fitted range, the nearest one whose UTF-8 bytes the BPE can spell."""
+        symbols = _byte_symbols()
         codes = np.arange(self.max_token - self.min_token + 1)
-        emit = np.array([all(table[b] in vocab for b in chr(c).encode("utf-8")) for c in codes])
+        emit = np.array([all(symbols[b] in spelled_bytes for b in chr(c).encode("utf-8")) for c in codes])
         ok = codes[emit]
         idx = np.clip(np.searchsorted(ok, codes), 1, len(ok) - 1) if len(ok) > 1 else np.zeros_like(codes)
         left, right = ok[np.maximum(idx - 1, 0)], ok[idx]
@@ -78,15 +98,16 @@ class UniversalActionProcessor(ProcessorMixin):
         return out
 
     def _codes(self, chunks):
-        coeff = np.around(dct(chunks, axis=1, norm="ortho") * self.scale).astype(np.int64)
-        codes = coeff.reshape(len(chunks), -1) - self.min_token
-        if self._emit_code is None:
-            return np.maximum(codes, 0)
-        return self._emit_code[np.clip(codes, 0, self.max_token - self.min_token)]
+        coeff = dct(chunks, axis=1, norm="ortho")
+        v = np.around(coeff * coeff.dtype.type(self.scale)).reshape(len(chunks), -1).astype(np.float64)
+        v -= self.min_token
+        fitted = self._emit_code[np.where(v > 0, np.minimum(v, len(self._emit_code) - 1), 0).astype(np.int64)]
+        spelled = (v < 0xD800) | ((v > 0xDFFF) & (v <= 0x10FFFF))
+        return np.where(self.clip | ~spelled, fitted, np.maximum(np.where(spelled, v, 0), 0)).astype(np.int64)
 
     def __call__(self, action_chunk):
         """Chunks `[N, H, D]` (or one `[H, D]` chunk) -> list of id lists."""
-        chunks = np.asarray(action_chunk, dtype=np.float64)
+        chunks = _float_chunks(action_chunk)
         if chunks.ndim == 2:
             chunks = chunks[None]
         codes = self._codes(chunks)
@@ -96,39 +117,40 @@ class UniversalActionProcessor(ProcessorMixin):
         return [e.ids for e in self.bpe_tokenizer.backend_tokenizer.encode_batch_fast(strings)]
 
     def decode(self, tokens, time_horizon=None, action_dim=None, on_invalid="zeros", return_valid=False):
-        """Id lists -> chunks `[N, H, D]`; invalid sequences become zeros (or are padded/truncated with zero
-        coefficients when `on_invalid="relaxed"`)."""
+        """Id lists -> chunks `[N, H, D]`; invalid sequences become zeros (or are repaired when
+        `on_invalid="relaxed"`)."""
         horizon = time_horizon or self.time_horizon
         dim = action_dim or self.action_dim
         if horizon is None or dim is None:
             raise ValueError("time_horizon and action_dim are unknown: pass them to decode()")
         if len(tokens) and np.ndim(tokens[0]) == 0:
             tokens = [tokens]
-        n_vocab = self.bpe_tokenizer.backend_tokenizer.get_vocab_size()
-        top = (self.max_token - self.min_token) if self.max_token is not None else self.vocab_size
         n_coeff = horizon * dim
         out = np.zeros((len(tokens), n_coeff))
         valid = np.zeros(len(tokens), dtype=bool)
         for i, seq in enumerate(tokens):
-            seq = [int(t) for t in seq]
-            known = [t for t in seq if 0 <= t < n_vocab]
-            text = self.bpe_tokenizer.backend_tokenizer.decode(known, skip_special_tokens=False)
-            codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
-            in_range = codes <= top
-            valid[i] = len(known) == len(seq) and len(codes) == n_coeff and bool(in_range.all())
+            values = np.asarray(seq, dtype=np.float64)
+            ids = [int(t) for t in values if np.isfinite(t) and t == int(t) and int(t) in self._token_bytes]
+            raw = b"".join(self._token_bytes[t] for t in ids)
+            try:
+                text, ok = raw.decode("utf-8"), len(ids) == len(values)
+            except UnicodeDecodeError:
+                text, ok = raw.decode("utf-8", errors="replace"), False
+            points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+            coeff = np.where(ok | (points != 0xFFFD), points + self.min_token, 0)
+            valid[i] = ok and len(points) == n_coeff
             if valid[i] or on_invalid == "relaxed":
-                coeff = np.where(in_range, codes + self.min_token, 0)[:n_coeff]
-                out[i, : len(coeff)] = coeff
+                out[i, : min(len(coeff), n_coeff)] = coeff[:n_coeff]
         actions = idct(out.reshape(-1, horizon, dim) / self.scale, axis=1, norm="ortho")
-        actions[~valid & (on_invalid != "relaxed")] = 0.0
         return (actions, valid) if return_valid else actions
 
-    def fit(self, action_data, scale=None, vocab_size=None, time_horizon=None, action_dim=None):
+    def fit(self, action_data, scale=None, vocab_size=None, time_horizon=None, action_dim=None, clip=None):
         """Train a new processor on chunks `[N, H, D]` (or a list of `[H, D]` arrays)."""
         scale = self.scale if scale is None else float(scale)
         vocab_size = self.vocab_size if vocab_size is None else int(vocab_size)
-        chunks = np.asarray(action_data, dtype=np.float64)
-        coeff = np.around(dct(chunks, axis=1, norm="ortho") * scale).astype(np.int64).reshape(len(chunks), -1)
+        chunks = _float_chunks(action_data)
+        coeff = dct(chunks, axis=1, norm="ortho")
+        coeff = np.around(coeff * coeff.dtype.type(scale)).astype(np.int64).reshape(len(chunks), -1)
         lo, hi = int(coeff.min()), int(coeff.max())
         if hi - lo > vocab_size:
             raise ValueError(f"vocab_size {vocab_size} is smaller than the coefficient range {hi - lo}")
@@ -154,4 +176,5 @@ class UniversalActionProcessor(ProcessorMixin):
             max_token=hi,
             time_horizon=time_horizon or chunks.shape[1],
             action_dim=action_dim or chunks.shape[2],
+            clip=self.clip if clip is None else clip,
         )
