@@ -90,10 +90,12 @@ def _row_values(row: Any) -> np.ndarray | None:
 
 
 def _as_ids(values: np.ndarray) -> np.ndarray:
-    """float64 values -> int64 ids, with -1 for anything that is not a non-negative integer below 2**62
+    """Integer or float values -> int64 ids, with -1 for anything that is not a non-negative integer below 2**62
     (negative, fractional, NaN/inf, huge): no tokenizer has such an id, so the row is invalid."""
-    ok = np.isfinite(values) & (values >= 0) & (values < 2**62)
-    ok[ok] = values[ok] == np.floor(values[ok])
+    ok = (values >= 0) & (values < 2**62)
+    if values.dtype.kind == "f":
+        ok &= np.isfinite(values)
+        ok[ok] = values[ok] == np.floor(values[ok])
     return np.where(ok, values, -1).astype(np.int64)
 
 
@@ -130,9 +132,7 @@ class TokenBatch:
         if isinstance(ids, np.ndarray):
             if ids.ndim == 2 and ids.dtype.kind in "iuf":
                 n, width = ids.shape
-                return cls(
-                    _as_ids(ids.astype(np.float64).ravel()), np.full(n, width, np.int64), np.zeros(n, dtype=bool)
-                )
+                return cls(_as_ids(ids.ravel()), np.full(n, width, np.int64), np.zeros(n, dtype=bool))
             if ids.ndim == 0:
                 raise ActokError(f"ids must be a batch of token-id sequences, got a 0-d array of {ids.dtype}")
             ids = list(ids)
@@ -143,13 +143,16 @@ class TokenBatch:
                 f"ids must be a batch of token-id sequences, got one flat sequence of {len(ids)} numbers "
                 "(to decode a single sequence, pass [ids])"
             )
-        if all(map(_is_id_row, ids)) and all(map(_is_number_type, set(map(type, chain.from_iterable(ids))))):
+        if all(map(_is_id_row, ids)):
+            # One numpy conversion of every id: numbers give an integer or float array; anything else (None, a
+            # string, a nested list, an int beyond 64 bits, all-boolean values) gives another dtype or shape,
+            # and the rows are then read one by one. (A boolean among integers reads as 0/1, as Python's int does.)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             try:
-                values = np.fromiter(chain.from_iterable(ids), dtype=np.float64, count=int(lengths.sum()))
-            except OverflowError:  # an int beyond the float range: the slow path marks its row
-                pass
-            else:
+                values = np.array(list(chain.from_iterable(ids)))
+            except (ValueError, TypeError, OverflowError):
+                values = None
+            if values is not None and values.shape == (int(lengths.sum()),) and values.dtype.kind in "iuf":
                 return cls(_as_ids(values), lengths, np.zeros(len(ids), dtype=bool))
         rows = [_row_values(row) for row in ids]  # the slow path, only for batches holding malformed rows
         malformed = np.array([r is None for r in rows], dtype=bool)
