@@ -186,3 +186,27 @@ def test_ambiguous_flags_are_refused_not_defaulted(args, pattern, tmp_path, monk
     code, _, err = run([*args, *extra], capsys)
     one_line_error(code, err, pattern)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_api_save_never_replaces_a_users_files(tmp_path):
+    import numpy as np
+
+    from actok import create_tokenizer, load_tokenizer
+
+    chunks = np.random.default_rng(0).uniform(-1, 1, (50, 10, 2))
+    fast = create_tokenizer("fast", scale=2.0, vocab_size=256).fit(chunks)
+    binning = create_tokenizer("binning").fit(chunks)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "tokenizer.json").write_text("mine")
+    with pytest.raises(actok.errors.ActokError, match="pass overwrite=True"):
+        fast.save(user)
+    with pytest.raises(actok.errors.ActokError, match="not written by actok"):
+        fast.save(user, overwrite=True)
+    assert (user / "tokenizer.json").read_text() == "mine"
+
+    folder = fast.save(tmp_path / "tok")
+    with pytest.raises(actok.errors.ActokError, match="already exists"):
+        binning.save(folder)
+    binning.save(folder, overwrite=True)  # actok's own folder: replaced whole, no stale FAST files left
+    assert load_tokenizer(folder).name == "binning" and not (folder / "tokenizer.json").exists()

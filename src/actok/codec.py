@@ -102,8 +102,9 @@ class ActionCodec:
         except ActokError as exc:
             raise ActokError(f"{pipeline_path}: {exc}") from None
 
-    def save(self, path: str | Path) -> Path:
-        path = self.tokenizer.save(path)
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the tokenizer folder plus `pipeline.json` (see `ActionTokenizer.save` for `overwrite`)."""
+        path = self.tokenizer.save(path, overwrite=overwrite)
         (path / PIPELINE_FILE).write_text(json.dumps(self.pipeline, indent=2) + "\n")
         return path
 

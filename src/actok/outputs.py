@@ -81,25 +81,36 @@ def foreign_entries(folder: Path, allowed: frozenset[str] = TOKENIZER_FOLDER_FIL
     return sorted(p.name for p in folder.iterdir() if p.name not in allowed)
 
 
-def check_replaceable_folder(folder: Path, overwrite: bool) -> None:
+def check_replaceable_folder(folder: Path, overwrite: bool, flag: str = "--overwrite") -> None:
     """A tokenizer output folder may be written when it does not exist or is empty, or, with `overwrite`, when it
-    is a tokenizer folder actok wrote (its config file, nothing but actok's files)."""
+    is a tokenizer folder actok wrote (its config file, nothing but actok's files). `flag`: how the caller spells
+    the permission in messages (`--overwrite`, or `overwrite=True` for the Python API)."""
+    if folder.exists() and not folder.is_dir():
+        raise ActokError(f"output path {folder} exists and is not a folder")
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not overwrite:
-        raise ActokError(f"output folder {folder} already exists and is not empty; pass --overwrite to replace it")
+        raise ActokError(f"output folder {folder} already exists and is not empty; pass {flag} to replace it")
     if not (folder / TOKENIZER_MARKER).is_file():
         raise ActokError(
-            f"--overwrite refused: {folder} was not written by actok (no {TOKENIZER_MARKER}); "
-            "remove it yourself or choose another --output-dir"
+            f"{flag} refused: {folder} was not written by actok (no {TOKENIZER_MARKER}); "
+            "remove it yourself or choose another folder"
         )
     foreign = foreign_entries(folder)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ActokError(
-            f"--overwrite refused: {folder} holds files actok did not write ({shown}); "
-            "move them away or choose another --output-dir"
+            f"{flag} refused: {folder} holds files actok did not write ({shown}); "
+            "move them away or choose another folder"
         )
+
+
+def clear_tokenizer_folder(folder: Path) -> None:
+    """Remove actok's own files from a folder `check_replaceable_folder` allowed (stale files of another tokenizer
+    must not survive a save over it)."""
+    for entry in folder.iterdir():
+        if entry.name in TOKENIZER_FOLDER_FILES:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import numpy as np
 from annotated_types import Ge
 
 from actok.errors import ActokError
+from actok.outputs import check_replaceable_folder, clear_tokenizer_folder
 from actok.tokenizers.params import (
     MAX_VOCAB,
     check_fields,
@@ -387,10 +388,15 @@ class ActionTokenizer(ABC):
         if not isinstance(on_invalid, str) or on_invalid not in ON_INVALID:
             raise ActokError(f"unknown on_invalid policy {on_invalid!r}; valid: {', '.join(ON_INVALID)}")
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the tokenizer to `directory` (created if needed) and return its path."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the tokenizer to `directory` (created if needed) and return its path. An existing non-empty
+        folder is replaced only with `overwrite=True`, and only when it is a tokenizer folder actok wrote (nothing
+        else in it): a user's files are never replaced."""
         self._check_fitted()
         path = Path(directory)
+        check_replaceable_folder(path, overwrite, flag="overwrite=True")
+        if path.is_dir():
+            clear_tokenizer_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         state = self._save_state(path)
         config = {
