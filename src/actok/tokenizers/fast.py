@@ -85,6 +85,7 @@ class FASTTokenizer(ActionTokenizer):
     """
 
     name = "fast"
+    conformance_rmse_bound = 0.05
 
     def __init__(self, scale: Scale = 10.0, vocab_size: VocabSize = 1024):
         super().__init__()
