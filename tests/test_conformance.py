@@ -219,6 +219,7 @@ def test_a_tokenizer_without_a_declared_bound_is_told_to_declare_one():
 def test_the_guide_to_adding_a_tokenizer_runs_as_written():
     """docs/adding_a_tokenizer.md: its Python blocks, run in order, define a tokenizer that passes every check."""
     guide = (Path(__file__).resolve().parents[1] / "docs" / "adding_a_tokenizer.md").read_text()
+    assert [name for name in CHECKS if f"| `{name}` |" not in guide] == []  # its table lists every check
     blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
     assert len(blocks) >= 2
     namespace: dict[str, Any] = {"__name__": "guide"}
