@@ -1,30 +1,48 @@
-"""Shared fixtures. Tests use the real datasets in ../shared/datasets (override with ACTOK_SHARED_DATASETS)."""
+"""Shared fixtures. Tests read the datasets shipped with the repository: the bundled Push-T
+(`src/actok/example_data/pusht`) and copies of three other real datasets in `tests/data` (see its README.md).
+`ACTOK_SHARED_DATASETS=<folder>` reads them from that folder instead (CI points it at the shared datasets); a
+dataset missing there is a failure, never a skip."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+import actok
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 
-DATASETS = Path(
-    os.environ.get("ACTOK_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
-)
-DATASET_NAMES = ["pusht", "unitree_g1_pickbottle", "reachy2_apple_storage", "robosuite_panda"]
+BUNDLED = {
+    "pusht": Path(actok.__file__).parent / "example_data" / "pusht",
+    **{
+        name: Path(__file__).parent / "data" / name
+        for name in ("unitree_g1_pickbottle", "reachy2_apple_storage", "robosuite_panda")
+    },
+}
+DATASET_NAMES = list(BUNDLED)
 G1_ARM_DIMS = ",".join(str(d) for d in range(14))
 
 
+def pytest_configure(config):
+    # The learned tokenizers' test models are tiny: one torch thread trains them several times faster than two
+    # threads contending for a busy 2-core machine.
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def dataset_root(name: str) -> Path:
-    """A shared dataset's folder. Without ACTOK_SHARED_DATASETS (a bare clone) a missing one skips the test; when
-    the variable is set (CI sets it) a missing dataset is a failure, never a silent skip."""
-    root = DATASETS / name
+    """A test dataset's folder: in ACTOK_SHARED_DATASETS when it is set, else the copy shipped with the repository.
+    A missing folder fails the test (it would otherwise be a test that never runs)."""
+    shared = os.environ.get("ACTOK_SHARED_DATASETS")
+    root = Path(shared) / name if shared else BUNDLED[name]
     if not root.is_dir():
-        if "ACTOK_SHARED_DATASETS" in os.environ:
-            pytest.fail(f"ACTOK_SHARED_DATASETS is set but the shared dataset {root} is missing")
-        pytest.skip(f"shared dataset {root} not found (set ACTOK_SHARED_DATASETS to run this test)")
+        where = f"ACTOK_SHARED_DATASETS={shared}" if shared else "the repository"
+        pytest.fail(f"the dataset {name} is missing from {where} ({root})")
     return root
 
 
@@ -48,7 +66,7 @@ def g1_chunks(readers):
 
 @pytest.fixture
 def copy_dataset(tmp_path):
-    """Copy a shared dataset into tmp_path (to alter it) and return the copy's root."""
+    """Copy a test dataset into tmp_path (to alter it) and return the copy's root."""
 
     def _copy(name: str) -> Path:
         dst = tmp_path / name

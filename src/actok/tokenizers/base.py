@@ -252,6 +252,13 @@ class ActionTokenizer(ABC):
     learns_from_data: ClassVar[bool] = True
     #: whether `fit` uses its `validation` chunks (early stopping); the others ignore them
     uses_validation: ClassVar[bool] = False
+    #: for the conformance checks (`actok.testing`): constructor parameters of a small, fast fit (learned
+    #: tokenizers: few epochs, small networks), the round-trip RMSE bound they give on the held-out chunks (the
+    #: bundled Push-T chunks `[N, 10, 2]`, normalized units), and how much decoding a batch may differ from
+    #: decoding its rows one by one (matrix products may round differently with the batch size)
+    conformance_params: ClassVar[dict[str, Any]] = {}
+    conformance_rmse_bound: ClassVar[float | None] = None
+    conformance_decode_atol: ClassVar[float] = 0.0
 
     def __init__(self) -> None:
         self.horizon: int | None = None

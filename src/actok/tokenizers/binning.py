@@ -14,6 +14,7 @@ class BinningTokenizer(ActionTokenizer):
     time-major with dims interleaved (t0d0, t0d1, ..., t1d0, ...): H·D tokens per chunk."""
 
     name = "binning"
+    conformance_rmse_bound = 1 / 256  # half a bin
     learns_from_data = False
 
     def __init__(self, n_bins: Bins = 256):

@@ -42,6 +42,7 @@ class BSplineTokenizer(ActionTokenizer):
     """
 
     name = "bspline"
+    conformance_rmse_bound = 0.015
 
     def __init__(
         self,

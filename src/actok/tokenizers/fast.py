@@ -122,6 +122,7 @@ class FASTTokenizer(ActionTokenizer):
     """
 
     name = "fast"
+    conformance_rmse_bound = 0.05
 
     def __init__(self, scale: Scale = 10.0, vocab_size: VocabSize = 1024, clip: bool = False):
         super().__init__()

@@ -5,7 +5,7 @@ tokens per chunk (REFERENCES §6)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from annotated_types import Interval, Len
@@ -50,6 +50,14 @@ class FSQTokenizer(LearnedTokenizer):
     """
 
     name = "fsq"
+    conformance_params: ClassVar[dict[str, Any]] = {
+        "hidden_dim": 64,
+        "max_epochs": 10,
+        "learning_rate": 3e-3,
+        "device": "cpu",
+        "progress": False,
+    }
+    conformance_rmse_bound = 0.16
 
     def __init__(
         self,

@@ -75,6 +75,8 @@ class KLTTokenizer(ActionTokenizer):
     """
 
     name = "klt"
+    conformance_rmse_bound = 0.05
+    conformance_decode_atol = 1e-12
 
     def __init__(
         self,

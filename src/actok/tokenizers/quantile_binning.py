@@ -22,6 +22,7 @@ class QuantileBinningTokenizer(BinningTokenizer):
     """`n_bins` equal-mass bins per dimension; H·D tokens per chunk, time-major with dims interleaved."""
 
     name = "quantile-binning"
+    conformance_rmse_bound = 0.005
     learns_from_data = True
 
     def __init__(self, n_bins: Bins = 256):

@@ -6,7 +6,7 @@ of layers decodes (coarse to fine) with `decode_layers` (REFERENCES §6)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
@@ -60,6 +60,16 @@ class RVQTokenizer(LearnedTokenizer):
     """
 
     name = "rvq"
+    conformance_params: ClassVar[dict[str, Any]] = {
+        "codebook_size": 64,
+        "latent_dim": 16,
+        "hidden_dim": 64,
+        "max_epochs": 10,
+        "learning_rate": 3e-3,
+        "device": "cpu",
+        "progress": False,
+    }
+    conformance_rmse_bound = 0.17
     layered = True
 
     def __init__(

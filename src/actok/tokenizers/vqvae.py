@@ -5,7 +5,7 @@ learned codebook (straight-through estimator), codebook loss + 0.25 x commitment
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from annotated_types import Interval
@@ -76,6 +76,16 @@ class VQVAETokenizer(LearnedTokenizer):
     """
 
     name = "vqvae"
+    conformance_params: ClassVar[dict[str, Any]] = {
+        "codebook_size": 128,
+        "code_dim": 8,
+        "hidden_dim": 64,
+        "max_epochs": 10,
+        "learning_rate": 3e-3,
+        "device": "cpu",
+        "progress": False,
+    }
+    conformance_rmse_bound = 0.15
 
     def __init__(
         self,

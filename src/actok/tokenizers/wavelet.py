@@ -35,6 +35,7 @@ class WaveletTokenizer(FASTTokenizer):
     """
 
     name = "wavelet"
+    conformance_rmse_bound = 0.05
     transform_name = "wavelet"
 
     def __init__(
