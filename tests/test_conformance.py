@@ -4,7 +4,6 @@ parameters and error bound on its class."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,24 +17,6 @@ from actok.errors import ActokError
 from actok.testing import CHECKS, ConformanceCase, check_tokenizer, iter_checks, run_check
 from actok.tokenizers import get_tokenizer_class, tokenizer_extra
 from actok.tokenizers.base import ActionTokenizer, TokenBatch, as_chunks, flatten_rows, state_array
-
-# Checks of the decode template: expected to fail (reported, not skipped) while a tokenizer still overrides
-# `decode` instead of implementing `_decode` (fast and wavelet, converted in another branch).
-ON_TEMPLATE = {
-    "malformed_rows_are_invalid_and_good_rows_still_decode_exactly",
-    "a_non_batch_raises_one_clear_error",
-    "one_flat_sequence_is_not_taken_for_a_batch",
-    "decode_shape_must_be_positive_integers",
-    "decode_arguments_are_checked",
-    "fuzzed_batches_never_raise",
-}
-# Failures known and owned elsewhere: reported as xfail with the reason, until the fix is merged.
-KNOWN_FAILURES = {
-    ("fast", "corrupted_folder_is_refused"): (
-        "FAST's Hub-folder loader lets JSONDecodeError/UnicodeDecodeError (processor_config.json) and the BPE "
-        "library's Exception (tokenizer.json) through; fast.py is being rewritten in another branch"
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +34,9 @@ def cases():
 
 @pytest.mark.parametrize("check", list(CHECKS))
 @pytest.mark.parametrize("name", available_tokenizers())
-def test_contract(name, check, cases, request):
+def test_contract(name, check, cases):
     if tokenizer_extra(name):
         pytest.importorskip("torch")
-    cls = get_tokenizer_class(name)
-    if check in ON_TEMPLATE and cls.decode is not ActionTokenizer.decode:
-        request.applymarker(pytest.mark.xfail(reason=f"{name} still overrides decode (not on the template)"))
-    if check == "fit_takes_validation_chunks" and "validation" not in inspect.signature(cls.fit).parameters:
-        request.applymarker(pytest.mark.xfail(reason=f"{name}.fit does not take validation= yet"))
-    if (name, check) in KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILURES[name, check]))
     run_check(cases(name), check)
 
 
