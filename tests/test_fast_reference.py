@@ -390,10 +390,10 @@ CORRUPTIONS = {
     "pc action_dim list": (_edit_json(PC, action_dim=[2]), PC, "'action_dim' must be a positive integer or null"),
     "pc vocab_size bool": (_edit_json(PC, vocab_size=True), PC, "'vocab_size' must be a positive integer"),
     "pc clip string": (_edit_json(PC, clip="yes"), PC, "'clip' must be true or false, got 'yes'"),
-    "tj empty": (_write(TJ, b""), TJ, "is not a readable tokenizers file"),
-    "tj truncated": (lambda f: (f / TJ).write_text((f / TJ).read_text()[:500]), TJ, "is not a readable tokenizers"),
-    "tj binary": (_write(TJ, b"\x00\xff\x13garbage"), TJ, "is not a readable tokenizers file"),
-    "tj not a tokenizer": (_write(TJ, b'{"hello": 1}'), TJ, "is not a readable tokenizers file"),
+    "tj empty": (_write(TJ, b""), TJ, "is not a readable BPE tokenizer file"),
+    "tj truncated": (lambda f: (f / TJ).write_text((f / TJ).read_text()[:500]), TJ, "is not a readable BPE tokenizer"),
+    "tj binary": (_write(TJ, b"\x00\xff\x13garbage"), TJ, "is not a readable BPE tokenizer file"),
+    "tj not a tokenizer": (_write(TJ, b'{"hello": 1}'), TJ, "is not a readable BPE tokenizer file"),
     "tj a directory": (lambda f: ((f / TJ).unlink(), (f / TJ).mkdir()), TJ, "is missing"),
     "ac params mismatch": (_edit_params(scale=5.0), AC, "disagree on scale (5.0 vs 10.0)"),
     "ac clip mismatch": (_edit_params(clip=True), AC, "disagree on clip (True vs False)"),
@@ -438,7 +438,7 @@ def test_wavelet_folder_errors_name_the_file(pusht_chunks, tmp_path):
     folder = create_tokenizer("wavelet", clip=True).fit(pusht_chunks.train).save(tmp_path / "w")
     assert load_tokenizer(folder).clip is True
     (folder / TJ).write_text("{}")
-    with pytest.raises(ActokError, match=r"tokenizer\.json is not a readable tokenizers file"):
+    with pytest.raises(ActokError, match=r"tokenizer\.json is not a readable BPE tokenizer file"):
         load_tokenizer(folder)
     config = json.loads((folder / AC).read_text())
     config["state"]["max_token"] = "32"

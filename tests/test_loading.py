@@ -202,7 +202,7 @@ def test_klt_files_that_do_not_fit_the_state(copy, saved):
 def test_corrupted_wavelet_bpe(copy):
     folder = copy("wavelet")
     (folder / "tokenizer.json").write_text("[]")
-    refused(load_tokenizer, folder, "is not a readable tokenizers file", file=None)
+    refused(load_tokenizer, folder, "is not a readable BPE tokenizer file", file=None)
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -352,3 +352,30 @@ def test_loading_leaves_no_file_open(saved, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ResourceWarning" not in result.stderr and "unclosed" not in result.stderr, result.stderr
     assert result.stdout.count("\n") == len(corruptions)  # each broken folder: one ActokError line
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.update(continuing_subword_prefix="x"),  # made the library panic in a destructor (abort)
+        lambda m: m["vocab"].pop(max(m["vocab"], key=m["vocab"].get)),  # a merged token missing: a PanicException
+        lambda m: m["vocab"].update({"\x01": 0}),  # two tokens with one id: an IndexError in the decode tables
+        lambda m: m.update(merges=[["a"]]),
+        lambda m: m.update(vocab={"a": True}),
+    ],
+    ids=["subword prefix", "merged token missing", "duplicate id", "bad merge", "boolean id"],
+)
+@pytest.mark.parametrize("name", ["fast", "wavelet", "klt"])
+def test_malformed_bpe_models_are_refused_before_the_library_sees_them(name, edit, saved, tmp_path):
+    """Run in a child process: a native abort must not take the test run down with it."""
+    folder = tmp_path / name
+    shutil.copytree(saved[name], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    edit(spec["model"])
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    code = (
+        f"import actok\ntry:\n    actok.load_tokenizer({str(folder)!r})\nexcept actok.ActokError as e:\n    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert "tokenizer.json is not a readable BPE tokenizer file" in proc.stdout

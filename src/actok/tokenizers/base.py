@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from annotated_types import Ge
+from tokenizers import Tokenizer
 
 from actok.errors import ActokError
 from actok.outputs import check_replaceable_folder, clear_tokenizer_folder
@@ -240,6 +241,48 @@ def state_array(directory: Path, state: dict[str, Any], key: str, shape: tuple[i
     if arr.shape != shape or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
         raise ActokError(f"{where}: state.{key} must be a {' x '.join(map(str, shape))} array of finite numbers")
     return arr.astype(np.float64)
+
+
+def read_bpe_file(path: Path) -> Tokenizer:
+    """A BPE `tokenizer.json` read through the `tokenizers` library, checked first: the library can abort the
+    process (a Rust panic) on some malformed files, so its model is checked here (BPE, a vocabulary of unique
+    non-negative ids, merges of vocabulary entries, no subword prefix or suffix). `ActokError` naming the file."""
+
+    def bad(reason: str) -> ActokError:
+        return ActokError(f"{path} is not a readable BPE tokenizer file: {reason}")
+
+    try:
+        spec = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise bad(f"not JSON ({type(err).__name__})") from None
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        raise bad("its 'model' is not a BPE model")
+    vocab, merges = model.get("vocab"), model.get("merges")
+    if not isinstance(vocab, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in vocab.values()
+    ):
+        raise bad("'model.vocab' must map tokens to non-negative integer ids")
+    if len(set(vocab.values())) != len(vocab):
+        raise bad("'model.vocab' gives two tokens the same id")
+    if not isinstance(merges, list):
+        raise bad("'model.merges' must be a list")
+    for merge in merges:
+        pair = merge.split(" ") if isinstance(merge, str) else merge
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+            raise bad(f"merge {merge!r} is not a pair of tokens")
+        if pair[0] not in vocab or pair[1] not in vocab or pair[0] + pair[1] not in vocab:
+            raise bad(f"merge {merge!r} uses tokens that are not in the vocabulary")
+    for key in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(key) not in (None, ""):
+            raise bad(f"'model.{key}' must be empty (action tokenizers use none)")
+    try:
+        return Tokenizer.from_file(str(path))
+    except BaseException as err:  # the library raises plain Exception, or pyo3's PanicException (a BaseException)
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise bad(reason) from None
 
 
 class ActionTokenizer(ABC):

@@ -38,7 +38,7 @@ from tokenizers.trainers import BpeTrainer
 
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import _fast_kernels as _kernels
-from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows
+from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
 from actok.tokenizers.params import Scale, VocabSize
 
 PROCESSOR_CONFIG = "processor_config.json"
@@ -493,11 +493,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 def read_bpe(path: Path) -> Tokenizer:
     """A byte-level BPE `tokenizer.json`; `ActokError` naming the file for anything else."""
-    try:
-        bpe = Tokenizer.from_file(str(path))
-    except Exception as err:  # the library raises plain Exception for unreadable and malformed files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ActokError(f"{path} is not a readable tokenizers file: {reason}") from None
+    bpe = read_bpe_file(path)
     spec = json.loads(bpe.to_str())
     model, decoder = spec.get("model") or {}, spec.get("decoder") or {}
     if model.get("type") != "BPE" or decoder.get("type") != "ByteLevel":

@@ -31,7 +31,7 @@ from scipy.fft import idct
 from tokenizers import Tokenizer, models, trainers
 
 from actok.errors import ActokError, ActokWarning
-from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows
+from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
@@ -259,10 +259,7 @@ class KLTTokenizer(ActionTokenizer):
                 raise ActokError(f"{directory} is not a complete klt tokenizer: the file {name} is missing")
         self.mean, self.basis = _read_basis(directory / BASIS_FILE, self.horizon * self.action_dim)
         path = directory / TOKENIZER_FILE
-        try:
-            self.bpe = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the BPE library raises plain Exception
-            raise ActokError(f"{path} is not a readable BPE tokenizer file ({str(exc).splitlines()[0]})") from None
+        self.bpe = read_bpe_file(path)
         vocab = self.bpe.get_vocab()
         alphabet = {chr(BASE + k) for k in range(self.high - self.low + 2)}
         if (
