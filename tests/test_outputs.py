@@ -210,3 +210,37 @@ def test_api_save_never_replaces_a_users_files(tmp_path):
         binning.save(folder)
     binning.save(folder, overwrite=True)  # actok's own folder: replaced whole, no stale FAST files left
     assert load_tokenizer(folder).name == "binning" and not (folder / "tokenizer.json").exists()
+
+
+def test_overwrite_looks_inside_actoks_own_subfolders(tmp_path, capsys):
+    out = tmp_path / "tok"
+    assert run(["train", "--root", BUNDLED, "--output-dir", out], capsys)[0] == 0  # fast: writes bpe_tokenizer/
+    (out / "bpe_tokenizer" / "NOTES.txt").write_text("mine")
+    code, _, err = run(["train", "--root", BUNDLED, "--output-dir", out, "--overwrite"], capsys)
+    one_line_error(code, err, "bpe_tokenizer/NOTES.txt")
+    assert (out / "bpe_tokenizer" / "NOTES.txt").read_text() == "mine"
+
+
+def test_symlinks_and_other_datasets_cannot_lead_a_write_into_a_dataset(tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "ds"
+    shutil.copytree(BUNDLED, data)
+    other = tmp_path / "other"
+    shutil.copytree(BUNDLED, other)
+    (tmp_path / "link").symlink_to(data)
+    before = sorted(p.name for p in data.iterdir())
+    for root, target in [
+        (data, tmp_path / "link" / "new"),  # a link into the dataset
+        (tmp_path / "link", data / "sub"),  # the dataset given through a link
+        (data, other / "sub"),  # inside another dataset
+    ]:
+        code, _, err = (
+            train(target, capsys)
+            if root == data
+            else run(["train", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
+        )
+        one_line_error(code, err, "dataset folder")
+        code, _, err = run(["bench", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
+        one_line_error(code, err, "dataset folder")
+    assert sorted(p.name for p in data.iterdir()) == before and not (other / "sub").exists()

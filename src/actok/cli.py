@@ -720,6 +720,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args.command, f"error: {exc}", 2)
     except KeyboardInterrupt:  # temporary files are removed on the way out; nothing half-written stays
         return _fail(args.command, "interrupted", 130)
+    except SystemError as exc:  # a Ctrl-C inside compiled (numba) code surfaces wrapped in a SystemError
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            return _fail(args.command, "interrupted", 130)
+        raise
     except OSError as exc:  # the file system said no (unwritable folder, disk full, ...)
         where = f" {exc.filename}" if exc.filename else ""
         return _fail(args.command, f"error: cannot access{where}: {exc.strerror or exc}", 2)

@@ -17,7 +17,9 @@ import errno
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -45,7 +47,16 @@ TOKENIZER_MARKER = "actok_tokenizer.json"
 
 
 def _resolved(path: str | os.PathLike) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser()))
+    """The real absolute path (symlinks resolved, so a link cannot lead a write into a dataset)."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _inside_a_dataset(target: Path) -> Path | None:
+    """The LeRobot dataset folder (one with meta/info.json) that `target` is or lies in, if any."""
+    for folder in (target, *target.parents):
+        if (folder / "meta" / "info.json").is_file():
+            return folder
+    return None
 
 
 def check_output_location(
@@ -73,12 +84,32 @@ def check_output_location(
         root = _resolved(dataset)
         if target == root or root in target.parents or target in root.parents:
             raise ActokError(f"output folder {shown} overlaps the dataset folder {root}; write outside the dataset")
+    other = _inside_a_dataset(target)
+    if other is not None:
+        raise ActokError(f"output folder {shown} lies inside the dataset folder {other}; write outside the dataset")
     return target
 
 
-def foreign_entries(folder: Path, allowed: frozenset[str] = TOKENIZER_FOLDER_FILES) -> list[str]:
-    """Entries of `folder` that actok does not write (what is in the way of an overwrite)."""
-    return sorted(p.name for p in folder.iterdir() if p.name not in allowed)
+# What actok writes inside its own subfolders.
+SUBFOLDER_FILES = {"bpe_tokenizer": frozenset({"tokenizer.json", "tokenizer_config.json"})}
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of a tokenizer folder that actok does not write (what is in the way of an overwrite), also inside
+    actok's own subfolders."""
+    out = []
+    for p in folder.iterdir():
+        if p.name not in TOKENIZER_FOLDER_FILES or p.is_symlink():
+            out.append(p.name)
+        elif p.is_dir():
+            if p.name == "__pycache__":
+                out += [f"{p.name}/{q.name}" for q in p.iterdir() if q.suffix != ".pyc" or not q.is_file()]
+            else:
+                allowed = SUBFOLDER_FILES.get(p.name, frozenset())
+                out += [f"{p.name}/{q.name}" for q in p.iterdir() if q.name not in allowed or not q.is_file()]
+        elif p.name in SUBFOLDER_FILES:  # a file where actok writes a folder
+            out.append(p.name)
+    return sorted(out)
 
 
 def check_replaceable_folder(folder: Path, overwrite: bool, flag: str = "--overwrite") -> None:
@@ -159,30 +190,49 @@ def write_folder_atomically(path: Path, write: Callable[[Path], None], overwrite
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".actok-tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make the result private
-    aside: Path | None = None
     try:
         write(tmp)
-        check_replaceable_folder(path, overwrite)
-        if path.is_dir() and any(path.iterdir()):
-            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".actok-old", dir=path.parent))
-            os.rename(path, aside / "old")
-        elif path.is_dir():
-            path.rmdir()  # empty: nothing to keep
+    except BaseException:
+        with interrupts_deferred():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with interrupts_deferred():  # the swap and the clean-up run whole: a Ctrl-C lands after them
+        aside: Path | None = None
         try:
-            os.rename(tmp, path)
-        except OSError as exc:
+            check_replaceable_folder(path, overwrite)
+            if path.is_dir() and any(path.iterdir()):
+                aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".actok-old", dir=path.parent))
+                os.rename(path, aside / "old")
+            elif path.is_dir():
+                path.rmdir()  # empty: nothing to keep
+            try:
+                os.rename(tmp, path)
+            except OSError as exc:
+                if aside is not None:
+                    os.rename(aside / "old", path)
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise ActokError(
+                        f"{path} was created by something else while this run wrote it; nothing replaced"
+                    ) from None
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
             if aside is not None:
-                os.rename(aside / "old", path)
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise ActokError(
-                    f"{path} was created by something else while this run wrote it; nothing replaced"
-                ) from None
-            raise
+                shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while a few file-system steps must run whole; it is delivered right after.
+    Only possible in the main thread (elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _umask() -> int:

@@ -30,7 +30,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from actok.bench.metrics import reverse_water_filling
 from actok.errors import ActokError, ActokWarning
-from actok.outputs import write_file_atomically
+from actok.outputs import interrupts_deferred, write_file_atomically
 
 REPORT_MD, REPORT_HTML, FIGURE_DIR = "report.md", "report.html", "report_files"
 
@@ -427,7 +427,7 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
     existing = [p for p in (md_path, html_path) if p.exists()]
     if existing and not overwrite:
         raise ActokError(f"{existing[0]} already exists; pass --overwrite to replace the report")
-    (output / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+    figures: dict[Path, bytes] = {}  # written with the pages at the end, so an interrupted run writes nothing
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(_setting(r), []).append(r)
@@ -457,13 +457,12 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
         for name, draw in FIGURES.items():
             png = _png(draw(rows, labels))
             file = output / FIGURE_DIR / f"{g}_{name}.png"
-            write_file_atomically(file, png, overwrite=True)  # report_files/ is the report's own folder
+            figures[file] = png
             md.append(f"\n![{name}]({FIGURE_DIR}/{file.name})")
             body.append(
                 f'<h3>{name.replace("_", " ")}</h3><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             )
     md.append(f"\n\n{BOUND_NOTE}\n")
-    write_file_atomically(md_path, "\n".join(md) + "\n", overwrite)
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
@@ -473,5 +472,9 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
         f"<!doctype html><html><head><meta charset='utf-8'><title>actok report</title><style>{style}</style></head>"
         f"<body>{''.join(body)}<p>{html.escape(BOUND_NOTE)}</p></body></html>\n"
     )
-    write_file_atomically(html_path, page, overwrite)
+    with interrupts_deferred():  # a few fast writes that land whole
+        write_file_atomically(md_path, "\n".join(md) + "\n", overwrite)
+        write_file_atomically(html_path, page, overwrite)
+        for file, png in figures.items():
+            write_file_atomically(file, png, overwrite=True)  # report_files/ is the report's own folder
     return md_path, html_path
