@@ -34,3 +34,8 @@ def test_validation():
     m = LLMVocabMapping(1000, 10, convention="openvla")
     with pytest.raises(ActokError, match="out of range"):
         m.to_llm([[10]])
+    with pytest.raises(ActokError, match="out of range"):
+        m.to_llm([[None]])
+    with pytest.raises(ActokError, match="llm_vocab_size must be a non-negative integer, got nan"):
+        LLMVocabMapping(llm_vocab_size=float("nan"), action_vocab_size=10)
+    assert m.from_llm([[None, 2.5, "a"], [999, 2.5]]) == [[], [0, -1]]  # not ids: never actions

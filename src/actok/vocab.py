@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from actok.errors import ActokError
+from actok.tokenizers.base import TokenBatch
 
 CONVENTIONS = {"pi0": 128, "openvla": 0}
 
@@ -33,10 +34,11 @@ class LLMVocabMapping:
     ):
         if convention not in CONVENTIONS:
             raise ActokError(f"unknown convention {convention!r}; valid: {', '.join(CONVENTIONS)}")
-        self.llm_vocab_size = int(llm_vocab_size)
-        self.action_vocab_size = int(action_vocab_size)
+        self.llm_vocab_size = _whole(llm_vocab_size, "llm_vocab_size")
+        self.action_vocab_size = _whole(action_vocab_size, "action_vocab_size")
         self.convention = convention
-        self.skip_tokens = CONVENTIONS[convention] if skip_tokens is None else int(skip_tokens)
+        self.skip_tokens = CONVENTIONS[convention] if skip_tokens is None else _whole(skip_tokens, "skip_tokens")
+        special_token_ids = [_whole(t, "a special token id") for t in special_token_ids]
         self.high = self.llm_vocab_size - 1 - self.skip_tokens  # LLM id of action id 0
         self.low = self.high - self.action_vocab_size + 1  # LLM id of the last action id
         if self.skip_tokens < 0 or self.action_vocab_size < 1:
@@ -55,15 +57,12 @@ class LLMVocabMapping:
 
     def to_llm(self, ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """Action ids -> LLM ids. Ids outside `[0, action_vocab_size)` raise."""
-        out = []
-        for seq in ids:
-            arr = np.asarray(seq, dtype=np.int64)
-            if arr.size and (arr.min() < 0 or arr.max() >= self.action_vocab_size):
-                raise ActokError(
-                    f"action id out of range [0, {self.action_vocab_size}): {arr[(arr < 0) | (arr >= self.action_vocab_size)][0]}"
-                )
-            out.append((self.high - arr).tolist())
-        return out
+        batch = TokenBatch.from_ids(ids)
+        bad = (batch.flat < 0) | (batch.flat >= self.action_vocab_size)
+        if batch.malformed.any() or bad.any():
+            first = batch.flat[bad][0] if bad.any() else "a row that is not a sequence of integers"
+            raise ActokError(f"action id out of range [0, {self.action_vocab_size}): {first}")
+        return [(self.high - row).tolist() for row in _split(batch.flat, batch.lengths)]
 
     def is_action(self, llm_ids: np.ndarray) -> np.ndarray:
         """Mask of LLM ids that fall in the action block."""
@@ -73,8 +72,16 @@ class LLMVocabMapping:
     def from_llm(self, llm_ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """LLM ids -> action ids. An id outside the action block (e.g. text a model emitted) becomes -1, which
         every actok decoder treats as invalid rather than as an action."""
-        out = []
-        for seq in llm_ids:
-            arr = np.asarray(seq, dtype=np.int64)
-            out.append(np.where(self.is_action(arr), self.high - arr, -1).tolist())
-        return out
+        batch = TokenBatch.from_ids(llm_ids)  # anything that is not an id (None, text, 2.5) is -1 as well
+        mapped = np.where(self.is_action(batch.flat), self.high - batch.flat, -1)
+        return [row.tolist() for row in _split(mapped, batch.lengths)]
+
+
+def _split(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def _whole(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 0:
+        raise ActokError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
