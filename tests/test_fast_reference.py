@@ -401,7 +401,7 @@ CORRUPTIONS = {
     "ac unknown param": (_edit_params(bins=3), AC, "unknown FAST parameter 'bins'"),
     "ac params not object": (_edit_json(AC, params=[10.0]), AC, "params must be an object"),
     "ac horizon mismatch": (_edit_json(AC, horizon=12), AC, "disagree on time_horizon (12 vs 10)"),
-    "ac horizon wrong type": (_edit_json(AC, horizon="10"), AC, "horizon must be an integer >= 1"),
+    "ac horizon wrong type": (_edit_json(AC, horizon="10"), AC, "horizon must be an integer in [1, 16777216]"),
     "ac state mismatch": (_edit_json(AC, state={"min_token": 0, "max_token": 32}), AC, "disagree on min_token"),
     "ac vocab_size wrong": (_edit_json(AC, vocab_size=7), AC, "vocab_size 7 is not the tokenizer's"),
 }

@@ -87,8 +87,11 @@ CONFIG_CORRUPTIONS = {
 }
 FIELD_CORRUPTIONS = {
     "missing params": (lambda c: c.pop("params"), "lacks the field 'params'"),
-    "horizon as text": (lambda c: c.update(horizon="10"), "horizon must be an integer >= 1, got '10'"),
-    "fractional action_dim": (lambda c: c.update(action_dim=2.5), "action_dim must be an integer >= 1, got 2.5"),
+    "horizon as text": (lambda c: c.update(horizon="10"), "horizon must be an integer in \\[1, 16777216\\], got '10'"),
+    "fractional action_dim": (
+        lambda c: c.update(action_dim=2.5),
+        "action_dim must be an integer in \\[1, 16777216\\], got 2.5",
+    ),
     "params a list": (lambda c: c.update(params=[]), r"params must be an object, got \[\]"),
     "state null": (lambda c: c.update(state=None), "state must be an object, got None"),
     "unknown tokenizer": (lambda c: c.update(tokenizer="nope"), "names the unknown tokenizer 'nope'; valid tokenizers"),
@@ -379,3 +382,22 @@ def test_malformed_bpe_models_are_refused_before_the_library_sees_them(name, edi
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-800:]
     assert "tokenizer.json is not a readable BPE tokenizer file" in proc.stdout
+
+
+def test_a_corrupted_state_never_decodes_to_inf_and_absurd_shapes_are_refused(saved, tmp_path):
+    folder = tmp_path / "bs"
+    shutil.copytree(saved["bspline"], folder)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config["state"]["low"][0][0], config["state"]["high"][0][0] = -1e308, 1e308  # finite, but its width is not
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    tok = load_tokenizer(folder)
+    ids = [[1] * (tok.n_control_points * tok.action_dim)]
+    for policy in ("zeros", "relaxed"):
+        out, valid = tok.decode(ids, return_valid=True, on_invalid=policy)
+        assert np.isfinite(out).all() and not valid.any()
+    config["horizon"] = 10**40
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ActokError, match="horizon"):
+        load_tokenizer(folder)
+    with pytest.raises(ActokError, match="takes a folder path"):
+        load_tokenizer(None)

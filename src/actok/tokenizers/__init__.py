@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def create_tokenizer(name: str, **params: Any) -> ActionTokenizer:
 
 def load_tokenizer(path: str | Path) -> ActionTokenizer:
     """Load any tokenizer folder written by `save` (or `actok train`)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ActokError(f"load_tokenizer takes a folder path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_dir():
         raise ActokError(f"tokenizer folder {path} does not exist")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from annotated_types import Ge
+from annotated_types import Ge, Interval
 from tokenizers import Tokenizer
 
 from actok.errors import ActokError
@@ -215,8 +215,8 @@ PositiveInt = Annotated[int, Ge(1)]
 CONFIG_FIELDS = {
     "tokenizer": str,
     "params": dict,
-    "horizon": PositiveInt,
-    "action_dim": PositiveInt,
+    "horizon": Annotated[int, Interval(ge=1, le=MAX_CHUNK_VALUES)],
+    "action_dim": Annotated[int, Interval(ge=1, le=MAX_CHUNK_VALUES)],
     "vocab_size": PositiveInt,
     "state": dict,
 }
@@ -346,7 +346,9 @@ class ActionTokenizer(ABC):
         h, d = self._decode_shape(horizon, action_dim)
         batch = TokenBatch.from_ids(ids)
         values, valid = self._decode(batch, h, d, relaxed=on_invalid == "relaxed")
-        valid = np.asarray(valid, dtype=bool) & ~batch.malformed
+        finite = np.isfinite(values).all(axis=(1, 2))  # e.g. a corrupted saved state: never hand back inf/NaN
+        values[~finite] = 0.0
+        valid = np.asarray(valid, dtype=bool) & ~batch.malformed & finite
         if on_invalid == "raise" and not valid.all():
             bad = int(np.flatnonzero(~valid)[0])
             got = "not a sequence of integer ids" if batch.malformed[bad] else f"{int(batch.lengths[bad])} ids"
