@@ -6,6 +6,7 @@ case study and the development commands (pip, pytest, ruff, benchmarks) are not 
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -54,7 +55,9 @@ def test_readme_examples_run_from_a_clone(tmp_path):
             exec(compile(code, "README.md", "exec"), namespace)
             continue
         args = [sys.executable, "-m", "actok", *shlex.split(code)[1:]]
-        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        # one torch thread: on a 2-core machine two threads train the small learned models several times slower
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
         if _uses_hub(code) and proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
             assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, (code, proc.stderr)
