@@ -48,6 +48,7 @@ def train(out, capsys, *extra):
         ("DATASET", "overlaps the dataset folder"),
         ("DATASET/meta", "overlaps the dataset folder"),
         ("FILE", "is not a folder"),
+        ("FILE/sub", "is a file, not a folder"),
     ],
 )
 def test_train_refuses_outputs_that_could_destroy_user_data(where, pattern, tmp_path, monkeypatch, capsys):
@@ -57,7 +58,7 @@ def test_train_refuses_outputs_that_could_destroy_user_data(where, pattern, tmp_
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-    target = {"HOME": str(tmp_path / "home"), "FILE": "precious.txt"}.get(where, where)
+    target = {"HOME": str(tmp_path / "home")}.get(where, where).replace("FILE", "precious.txt")
     target = target.replace("DATASET", str(BUNDLED))
     code, _, err = train(target, capsys, "--overwrite")
     one_line_error(code, err, pattern)

@@ -69,6 +69,9 @@ def check_output_location(
     shown = f"'{path}'"
     if target.exists() and not target.is_dir():
         raise ActokError(f"output path {shown} exists and is not a folder")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ActokError(f"output path {shown} cannot be created: {blocking} is a file, not a folder")
     if replaces_folder:
         cwd, home = _resolved(Path.cwd()), _resolved(Path.home())
         if target == Path(target.anchor):
