@@ -161,6 +161,7 @@ def test_max_chunks_is_a_seeded_subset(pusht_tokenizer, capsys):
         (["--action-tokenizer-path", "TOK"], "no dataset given"),
         (["--action-tokenizer-path", "TOK", "--root", PUSHT, "--max-chunks", "0"], "max_chunks must be >= 1, got 0"),
         (["--action-tokenizer-path", "TOK", "--root", PUSHT, "--sample-fraction", "0"], "sample_fraction must be in"),
+        (["--action-tokenizer-path", "TOK", "--root", PUSHT, "--seed", "-1"], "seed must be an integer >= 0, got -1"),
     ],
 )
 def test_user_errors_are_one_line(pusht_tokenizer, args, pattern, capsys):

@@ -504,6 +504,8 @@ def _train(
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise ActokError(f"seed must be an integer >= 0, got {args.seed}")
     reader, _ = _dataset(args, allow_bundled=False)
     report = check_dataset(
         args.action_tokenizer_path, reader, args.sample_fraction, args.max_chunks, args.seed, progress=True
