@@ -288,6 +288,14 @@ PIPELINE_CORRUPTIONS = {
         pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0, float("nan")], "max": [1, 1]}}),
         "stats min must be",
     ),
+    "min above max": (
+        pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0, 2], "max": [1, 1]}}),
+        r"stats min exceed max in dims \[1\]",
+    ),
+    "overflowing range": (
+        pipeline(normalization={"mode": "MIN_MAX", "stats": {"min": [0, -1e308], "max": [1, 1e308]}}),
+        "stats max - min overflow",
+    ),
     "another horizon": (pipeline(action_horizon=5), r"chunks \[H=5, D=2\] but the binning tokenizer was fitted on"),
 }
 

@@ -50,7 +50,27 @@ def check_pipeline(pipeline: Any, where: str | Path = "pipeline") -> tuple[dict[
     stats = {
         k: check_value(f"{where}: normalization stats {k}", stat, norm["stats"].get(k)) for k in mode.required_stats
     }
+    _check_stat_order(where, {k: np.asarray(v, dtype=np.float64) for k, v in stats.items()})
     return fields, Normalizer(mode, stats)
+
+
+# Pairs of statistics the normalizations divide by the difference of: the lower one must not exceed the upper one,
+# and their difference must be a finite number (1e308 - -1e308 overflows to inf and every value to 0 or NaN).
+_ORDERED = (("min", "max"), ("q01", "q99"), ("q10", "q90"))
+
+
+def _check_stat_order(where: str | Path, stats: dict[str, np.ndarray]) -> None:
+    for lo, hi in _ORDERED:
+        if lo in stats and hi in stats:
+            if (stats[lo] > stats[hi]).any():
+                raise ActokError(
+                    f"{where}: normalization stats {lo} exceed {hi} in dims {np.flatnonzero(stats[lo] > stats[hi]).tolist()}"
+                )
+            with np.errstate(over="ignore"):
+                if not np.isfinite(stats[hi] - stats[lo]).all():
+                    raise ActokError(f"{where}: normalization stats {hi} - {lo} overflow (values near 1e308)")
+    if "std" in stats and (stats["std"] < 0).any():
+        raise ActokError(f"{where}: normalization stats std must be >= 0")
 
 
 def read_pipeline(path: str | Path) -> dict[str, Any]:
