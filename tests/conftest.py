@@ -74,3 +74,21 @@ def copy_dataset(tmp_path):
         return dst
 
     return _copy
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`actok ARGS` in this process: (exit code, stdout, stderr)."""
+    from actok.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code: int, err: str, pattern: str, exit_code: int = 2) -> None:
+    """The command failed with `exit_code` and one line on stderr (warnings aside) containing `pattern`."""
+    assert code == exit_code, err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert pattern in lines[0], lines[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import G1_ARM_DIMS, dataset_root
+from conftest import G1_ARM_DIMS, assert_one_line_error, dataset_root, run_cli
 
 import actok
 from actok.check import PROFILE_FILE, compare, fit_baseline, load_profile, profile, unclipped_normalize
@@ -20,20 +20,6 @@ from actok.data.normalize import Normalizer
 from actok.tokenizers.binning import BinningTokenizer
 
 PUSHT = Path(actok.__file__).parent / "example_data" / "pusht"
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 2
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert pattern in lines[0], lines[0]
 
 
 def scaled_copy(src: Path, dst: Path, factor: float, offset: float = 0.0, with_stats: bool = False) -> Path:
@@ -92,7 +78,7 @@ def test_train_records_fit_profile(pusht_tokenizer):
 
 
 def test_same_data_passes(pusht_tokenizer, capsys):
-    code, out, err = run(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", PUSHT], capsys)
+    code, out, err = run_cli(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", PUSHT], capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[-1].startswith("OK: within the thresholds")
@@ -102,7 +88,7 @@ def test_same_data_passes(pusht_tokenizer, capsys):
 
 def test_scaled_actions_drift_names_what_drifted(pusht_tokenizer, tmp_path, capsys):
     served = scaled_copy(PUSHT, tmp_path / "pusht_x3", 3.0)
-    code, out, _ = run(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served], capsys)
+    code, out, _ = run_cli(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served], capsys)
     assert code == 1
     verdict = out.strip().splitlines()[-1]
     assert verdict.startswith("DRIFT: ")
@@ -112,14 +98,14 @@ def test_scaled_actions_drift_names_what_drifted(pusht_tokenizer, tmp_path, caps
 def test_serving_data_is_normalized_with_the_saved_stats(pusht_tokenizer, tmp_path, capsys):
     # Another robot's dataset carries its own, consistent stats: normalizing with them would hide the drift.
     served = scaled_copy(PUSHT, tmp_path / "other_robot", 3.0, offset=100.0, with_stats=True)
-    code, out, _ = run(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served], capsys)
+    code, out, _ = run_cli(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served], capsys)
     assert code == 1, out
     assert "outside [-1, 1] before clipping" in out.strip().splitlines()[-1]
 
 
 def test_json_is_one_object(pusht_tokenizer, tmp_path, capsys):
     served = scaled_copy(PUSHT, tmp_path / "pusht_x3", 3.0)
-    code, out, _ = run(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served, "--json"], capsys)
+    code, out, _ = run_cli(["check", "--action-tokenizer-path", pusht_tokenizer, "--root", served, "--json"], capsys)
     assert code == 1
     report = json.loads(out)
     assert report["verdict"] == "drift" and report["message"].startswith("DRIFT: ")
@@ -134,10 +120,10 @@ def test_json_is_one_object(pusht_tokenizer, tmp_path, capsys):
 
 def test_without_profile_reports_absolute_numbers(tokenizer_copy, capsys):
     folder = tokenizer_copy(PROFILE_FILE)
-    code, out, err = run(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
+    code, out, err = run_cli(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
     assert code == 0, err
     assert "comparison with fit time is unavailable" in out.strip().splitlines()[-1]
-    code, out, _ = run(["check", "--action-tokenizer-path", folder, "--root", PUSHT, "--json"], capsys)
+    code, out, _ = run_cli(["check", "--action-tokenizer-path", folder, "--root", PUSHT, "--json"], capsys)
     report = json.loads(out)
     assert code == 0 and report["comparison_available"] is False and report["fit"] is None
     assert all(c["ratio"] is None for c in report["checks"])
@@ -145,7 +131,7 @@ def test_without_profile_reports_absolute_numbers(tokenizer_copy, capsys):
 
 def test_max_chunks_is_a_seeded_subset(pusht_tokenizer, capsys):
     args = ["check", "--action-tokenizer-path", pusht_tokenizer, "--root", PUSHT, "--json", "--max-chunks", 300]
-    reports = [json.loads(run([*args, "--seed", seed], capsys)[1]) for seed in (0, 0, 1)]
+    reports = [json.loads(run_cli([*args, "--seed", seed], capsys)[1]) for seed in (0, 0, 1)]
     assert all(r["serving"]["num_chunks"] == 300 for r in reports)
     assert reports[0]["serving"] == reports[1]["serving"] != reports[2]["serving"]
 
@@ -166,13 +152,13 @@ def test_max_chunks_is_a_seeded_subset(pusht_tokenizer, capsys):
 )
 def test_user_errors_are_one_line(pusht_tokenizer, args, pattern, capsys):
     args = [pusht_tokenizer if a == "TOK" else a for a in args]
-    code, _, err = run(["check", *args], capsys)
+    code, _, err = run_cli(["check", *args], capsys)
     assert_one_line_error(code, err, pattern)
 
 
 def test_folder_without_pipeline_is_one_line(tokenizer_copy, capsys):
     folder = tokenizer_copy("pipeline.json")
-    code, _, err = run(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
+    code, _, err = run_cli(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
     assert_one_line_error(code, err, "has no pipeline.json")
 
 
@@ -183,7 +169,7 @@ def test_folder_without_pipeline_is_one_line(tokenizer_copy, capsys):
 def test_broken_profile_is_one_line(tokenizer_copy, content, pattern, capsys):
     folder = tokenizer_copy()
     (folder / PROFILE_FILE).write_text(content)
-    code, _, err = run(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
+    code, _, err = run_cli(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
     assert_one_line_error(code, err, pattern)
 
 
@@ -193,12 +179,12 @@ def test_profile_of_other_dims_is_one_line(tokenizer_copy, capsys):
     for split in recorded["splits"].values():
         split["encoded_dims"], split["out_of_range_fraction"] = [0], [0.02]
     (folder / PROFILE_FILE).write_text(json.dumps(recorded))
-    code, _, err = run(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
+    code, _, err = run_cli(["check", "--action-tokenizer-path", folder, "--root", PUSHT], capsys)
     assert_one_line_error(code, err, "fit_profile.json does not belong to its pipeline.json")
 
 
 def test_dataset_with_other_action_dim_is_one_line(pusht_tokenizer, capsys):
-    code, _, err = run(
+    code, _, err = run_cli(
         ["check", "--action-tokenizer-path", pusht_tokenizer, "--root", dataset_root("robosuite_panda")], capsys
     )
     assert_one_line_error(code, err, "has 7-D actions but the tokenizer was trained on 2-D actions")
@@ -207,7 +193,7 @@ def test_dataset_with_other_action_dim_is_one_line(pusht_tokenizer, capsys):
 def test_repo_id_is_looked_up_in_the_cache(pusht_tokenizer, tmp_path, monkeypatch, capsys):
     shutil.copytree(PUSHT, tmp_path / "lerobot" / "someone" / "pusht")
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lerobot"))
-    code, out, err = run(
+    code, out, err = run_cli(
         ["check", "--action-tokenizer-path", pusht_tokenizer, "--repo-id", "someone/pusht", "--json"], capsys
     )
     assert code == 0, err
@@ -220,14 +206,14 @@ def test_delta_pipeline_on_g1(tmp_path, capsys):
     common = ["--action-horizon", 30, "--encoded-dims", "0:26", "--delta-dims", G1_ARM_DIMS]
     assert main([str(a) for a in ["train", "--root", g1, *common, "--sample-fraction", 0.05, "--output-dir", out]]) == 0
     capsys.readouterr()
-    code, stdout, err = run(["check", "--action-tokenizer-path", out, "--root", g1, "--json"], capsys)
+    code, stdout, err = run_cli(["check", "--action-tokenizer-path", out, "--root", g1, "--json"], capsys)
     assert code == 0, err
     report = json.loads(stdout)
     assert report["verdict"] == "ok" and report["episodes"] == 100
     # the delta arm dims are served relative to the state, with the stats of the delta chunks: ~2% outside
     assert max(report["serving"]["out_of_range_fraction"][:14]) < 0.05
     # the robosuite dataset has no state column for the delta dims
-    code, _, err = run(["check", "--action-tokenizer-path", out, "--root", dataset_root("robosuite_panda")], capsys)
+    code, _, err = run_cli(["check", "--action-tokenizer-path", out, "--root", dataset_root("robosuite_panda")], capsys)
     assert_one_line_error(code, err, "relative to the state column 'observation.state'")
 
 

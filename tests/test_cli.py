@@ -8,25 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import G1_ARM_DIMS, dataset_root
+from conftest import G1_ARM_DIMS, assert_one_line_error, dataset_root, run_cli
 
 from actok import ActionCodec, available_tokenizers, load_tokenizer
 from actok.cli import main
 from actok.tokenizers import tokenizer_extra
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 2
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert pattern in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -36,7 +22,7 @@ def pusht():
 
 def test_train_fast_writes_hub_folder_and_metadata(pusht, tmp_path, capsys):
     out = tmp_path / "tok"
-    code, stdout, _ = run(
+    code, stdout, _ = run_cli(
         [
             "train",
             "--root",
@@ -84,7 +70,7 @@ def test_train_fast_writes_hub_folder_and_metadata(pusht, tmp_path, capsys):
 @pytest.mark.slow
 def test_codec_round_trips_raw_actions_with_delta(tmp_path, capsys, readers):
     out = tmp_path / "g1"
-    code, _, _ = run(
+    code, _, _ = run_cli(
         [
             "train",
             "--root",
@@ -112,7 +98,7 @@ def test_codec_round_trips_raw_actions_with_delta(tmp_path, capsys, readers):
 @pytest.mark.slow
 def test_bench_default_runs_on_bundled_dataset_with_every_core_tokenizer(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, stdout, _ = run(["bench"], capsys)
+    code, stdout, _ = run_cli(["bench"], capsys)
     assert code == 0
     files = sorted(
         (tmp_path / "outputs" / "action_tokenizer_benchmark").glob("*_pusht_*_action_tokenizer_results.json")
@@ -147,14 +133,14 @@ def test_bench_default_runs_on_bundled_dataset_with_every_core_tokenizer(tmp_pat
 
 def test_bench_saved_tokenizer_and_mismatch_refused(pusht, tmp_path, capsys):
     tok = tmp_path / "tok"
-    assert run(["train", "--root", pusht, "--action-horizon", "8", "--output-dir", tok], capsys)[0] == 0
+    assert run_cli(["train", "--root", pusht, "--action-horizon", "8", "--output-dir", tok], capsys)[0] == 0
     results = tmp_path / "res"
-    code, _, _ = run(["bench", "--root", pusht, "--action-tokenizer-path", tok, "--output-dir", results], capsys)
+    code, _, _ = run_cli(["bench", "--root", pusht, "--action-tokenizer-path", tok, "--output-dir", results], capsys)
     assert code == 0
     result = json.loads(next(results.glob("*.json")).read_text())
     assert result["config"]["action_horizon"] == 8  # adopted from the saved pipeline
     assert "clipped_coefficient_fraction" in result["metrics"] and "invalid_decode_fraction" in result["metrics"]
-    code, _, err = run(
+    code, _, err = run_cli(
         [
             "bench",
             "--root",
@@ -171,13 +157,13 @@ def test_bench_saved_tokenizer_and_mismatch_refused(pusht, tmp_path, capsys):
     assert_one_line_error(code, err, "action_horizon: tokenizer has 8, requested 10")
     # --force scores anyway when the chunk shape still fits the tokenizer (here: another normalization) ...
     mismatch = ["bench", "--root", pusht, "--action-tokenizer-path", tok, "--normalization-mode", "MIN_MAX"]
-    code, _, err = run(mismatch, capsys)
+    code, _, err = run_cli(mismatch, capsys)
     assert_one_line_error(code, err, "normalization_mode: tokenizer has QUANTILES, requested MIN_MAX")
-    assert run([*mismatch, "--force", "--output-dir", results], capsys)[0] == 0
+    assert run_cli([*mismatch, "--force", "--output-dir", results], capsys)[0] == 0
     assert len(list(results.glob("*.json"))) == 2
     # ... and a chunk shape the tokenizer cannot take is still refused, by the tokenizer, in one line.
     wrong_shape = ["bench", "--root", pusht, "--action-tokenizer-path", tok, "--action-horizon", "10", "--force"]
-    code, _, err = run([*wrong_shape, "--output-dir", results], capsys)
+    code, _, err = run_cli([*wrong_shape, "--output-dir", results], capsys)
     assert_one_line_error(code, err, "fitted on chunks of shape [H=8, D=2]")
 
 
@@ -207,13 +193,13 @@ def test_results_never_overwrite_each_other(tmp_path):
 )
 def test_bad_input_one_line_exit_2_nothing_written(pusht, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    code, _, err = run([*args, "--root", pusht, "--output-dir", out], capsys)
+    code, _, err = run_cli([*args, "--root", pusht, "--output-dir", out], capsys)
     assert_one_line_error(code, err, message)
     assert not out.exists()
 
 
 def test_delta_without_state_column(tmp_path, capsys):
-    code, _, err = run(
+    code, _, err = run_cli(
         [
             "train",
             "--root",
@@ -231,9 +217,9 @@ def test_delta_without_state_column(tmp_path, capsys):
 
 
 def test_missing_root_and_not_a_dataset(tmp_path, capsys):
-    code, _, err = run(["train", "--root", tmp_path / "missing"], capsys)
+    code, _, err = run_cli(["train", "--root", tmp_path / "missing"], capsys)
     assert_one_line_error(code, err, "does not exist")
-    code, _, err = run(["bench", "--root", tmp_path], capsys)
+    code, _, err = run_cli(["bench", "--root", tmp_path], capsys)
     assert_one_line_error(code, err, "expected the file")
 
 
@@ -241,15 +227,17 @@ def test_existing_output_needs_overwrite(pusht, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    code, _, err = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
+    code, _, err = run_cli(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
     assert_one_line_error(code, err, "pass --overwrite")
     assert (out / "mine.txt").read_text() == "keep me"
     # --overwrite replaces only a folder actok wrote: this one holds the user's file, so it is refused too
-    code, _, err = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out, "--overwrite"], capsys)
+    code, _, err = run_cli(
+        ["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out, "--overwrite"], capsys
+    )
     assert_one_line_error(code, err, "not written by actok")
     assert (out / "mine.txt").read_text() == "keep me"
     (out / "mine.txt").unlink()
-    code, _, _ = run(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
+    code, _, _ = run_cli(["train", "--root", pusht, "--tokenizer", "binning", "--output-dir", out], capsys)
     assert code == 0 and load_tokenizer(out).name == "binning"
 
 
@@ -257,7 +245,7 @@ def test_flag_spellings_and_booleans(pusht, tmp_path, capsys):
     a = tmp_path / "a"
     b = tmp_path / "b"
     assert (
-        run(
+        run_cli(
             [
                 "train",
                 f"--root={pusht}",
@@ -273,7 +261,7 @@ def test_flag_spellings_and_booleans(pusht, tmp_path, capsys):
         == 0
     )
     assert (
-        run(
+        run_cli(
             [
                 "train",
                 "--root",
@@ -292,13 +280,13 @@ def test_flag_spellings_and_booleans(pusht, tmp_path, capsys):
         == 0
     )
     assert json.loads((a / "pipeline.json").read_text()) == json.loads((b / "pipeline.json").read_text())
-    code, _, err = run(["train", "--root", pusht, "--overwrite=maybe"], capsys)
+    code, _, err = run_cli(["train", "--root", pusht, "--overwrite=maybe"], capsys)
     assert_one_line_error(code, err, "expected true or false")
 
 
 @pytest.mark.slow
 def test_console_script_and_module_entry_point(pusht, tmp_path):
-    proc = subprocess.run(
+    proc = subprocess.run_cli(
         [sys.executable, "-m", "actok", "train", "--root", str(pusht), "--tokenizer", "nope"],
         capture_output=True,
         text=True,

@@ -13,29 +13,16 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 import actok.cli
-from actok.cli import main
 from actok.outputs import output_lock, write_file_atomically
 
 BUNDLED = Path(str(resources.files("actok") / "example_data" / "pusht"))
 
 
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(code, err, pattern, exit_code=2):
-    assert code == exit_code, err
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert len(lines) == 1, err
-    assert pattern in lines[0], lines[0]
-
-
 def train(out, capsys, *extra):
-    return run(["train", "--root", BUNDLED, "--tokenizer", "binning", "--output-dir", out, *extra], capsys)
+    return run_cli(["train", "--root", BUNDLED, "--tokenizer", "binning", "--output-dir", out, *extra], capsys)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +48,7 @@ def test_train_refuses_outputs_that_could_destroy_user_data(where, pattern, tmp_
     target = {"HOME": str(tmp_path / "home")}.get(where, where).replace("FILE", "precious.txt")
     target = target.replace("DATASET", str(BUNDLED))
     code, _, err = train(target, capsys, "--overwrite")
-    one_line_error(code, err, pattern)
+    assert_one_line_error(code, err, pattern)
     assert (work / "precious.txt").read_text() == "mine"
     assert sorted(p.name for p in work.iterdir()) == ["precious.txt"]
 
@@ -70,15 +57,15 @@ def test_overwrite_replaces_only_folders_actok_wrote(tmp_path, capsys):
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
-    one_line_error(*train(user, capsys, "--overwrite")[::2], "not written by actok")
+    assert_one_line_error(*train(user, capsys, "--overwrite")[::2], "not written by actok")
     assert (user / "notes.txt").read_text() == "mine"
 
     out = tmp_path / "tok"
     assert train(out, capsys)[0] == 0
-    one_line_error(*train(out, capsys)[::2], "pass --overwrite")
+    assert_one_line_error(*train(out, capsys)[::2], "pass --overwrite")
     assert train(out, capsys, "--overwrite")[0] == 0
     (out / "notes.txt").write_text("mine")
-    one_line_error(*train(out, capsys, "--overwrite")[::2], "notes.txt")
+    assert_one_line_error(*train(out, capsys, "--overwrite")[::2], "notes.txt")
     assert (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary or lock files left
 
@@ -87,9 +74,9 @@ def test_a_second_run_into_a_held_output_stops_at_once(tmp_path, capsys):
     out = tmp_path / "tok"
     with output_lock(out):
         code, _, err = train(out, capsys)
-        one_line_error(code, err, "another actok run is writing")
-        code, _, err = run(["bench", "--tokenizer", "binning", "--output-dir", out], capsys)
-        one_line_error(code, err, "another actok run is writing")
+        assert_one_line_error(code, err, "another actok run is writing")
+        code, _, err = run_cli(["bench", "--tokenizer", "binning", "--output-dir", out], capsys)
+        assert_one_line_error(code, err, "another actok run is writing")
     assert not out.exists()
     assert train(out, capsys)[0] == 0  # the lock is gone with the run that held it
 
@@ -119,7 +106,7 @@ def test_interrupt_mid_write_keeps_the_previous_folder_and_leaves_no_temporary(t
 
     monkeypatch.setattr(actok.cli.ActionCodec, "save", interrupted_save)
     code, _, err = train(out, capsys, "--overwrite")
-    one_line_error(code, err, "interrupted", exit_code=130)
+    assert_one_line_error(code, err, "interrupted", exit_code=130)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
 
@@ -143,14 +130,14 @@ def test_ctrl_c_in_a_real_process_prints_one_line_and_exits_130(tmp_path):
 def test_bench_report_never_replaces_a_report_without_overwrite(tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["bench", "--tokenizer", "binning", "--output-dir", out, "--report"]
-    assert run(args, capsys)[0] == 0
+    assert run_cli(args, capsys)[0] == 0
     results = sorted(out.glob("*.json"))
     (out / "report.md").write_text("my edits")
-    code, _, err = run(args, capsys)
-    one_line_error(code, err, "pass --overwrite")
+    code, _, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, "pass --overwrite")
     assert sorted(out.glob("*.json")) == results  # refused before any work
     assert (out / "report.md").read_text() == "my edits"
-    assert run([*args, "--overwrite"], capsys)[0] == 0
+    assert run_cli([*args, "--overwrite"], capsys)[0] == 0
     assert (out / "report.md").read_text() != "my edits"
 
 
@@ -184,8 +171,8 @@ def test_write_file_atomically_never_replaces_without_overwrite(tmp_path):
 def test_ambiguous_flags_are_refused_not_defaulted(args, pattern, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     extra = ["--root", BUNDLED] if args[0] == "train" else []
-    code, _, err = run([*args, *extra], capsys)
-    one_line_error(code, err, pattern)
+    code, _, err = run_cli([*args, *extra], capsys)
+    assert_one_line_error(code, err, pattern)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -215,10 +202,10 @@ def test_api_save_never_replaces_a_users_files(tmp_path):
 
 def test_overwrite_looks_inside_actoks_own_subfolders(tmp_path, capsys):
     out = tmp_path / "tok"
-    assert run(["train", "--root", BUNDLED, "--output-dir", out], capsys)[0] == 0  # fast: writes bpe_tokenizer/
+    assert run_cli(["train", "--root", BUNDLED, "--output-dir", out], capsys)[0] == 0  # fast: writes bpe_tokenizer/
     (out / "bpe_tokenizer" / "NOTES.txt").write_text("mine")
-    code, _, err = run(["train", "--root", BUNDLED, "--output-dir", out, "--overwrite"], capsys)
-    one_line_error(code, err, "bpe_tokenizer/NOTES.txt")
+    code, _, err = run_cli(["train", "--root", BUNDLED, "--output-dir", out, "--overwrite"], capsys)
+    assert_one_line_error(code, err, "bpe_tokenizer/NOTES.txt")
     assert (out / "bpe_tokenizer" / "NOTES.txt").read_text() == "mine"
 
 
@@ -239,9 +226,9 @@ def test_symlinks_and_other_datasets_cannot_lead_a_write_into_a_dataset(tmp_path
         code, _, err = (
             train(target, capsys)
             if root == data
-            else run(["train", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
+            else run_cli(["train", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
         )
-        one_line_error(code, err, "dataset folder")
-        code, _, err = run(["bench", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
-        one_line_error(code, err, "dataset folder")
+        assert_one_line_error(code, err, "dataset folder")
+        code, _, err = run_cli(["bench", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
+        assert_one_line_error(code, err, "dataset folder")
     assert sorted(p.name for p in data.iterdir()) == before and not (other / "sub").exists()
