@@ -232,3 +232,9 @@ def test_symlinks_and_other_datasets_cannot_lead_a_write_into_a_dataset(tmp_path
         code, _, err = run_cli(["bench", "--root", root, "--tokenizer", "binning", "--output-dir", target], capsys)
         assert_one_line_error(code, err, "dataset folder")
     assert sorted(p.name for p in data.iterdir()) == before and not (other / "sub").exists()
+
+
+def test_report_on_a_file_says_it_is_a_file(tmp_path, capsys):
+    (tmp_path / "r.json").write_text("{}")
+    code, _, err = run_cli(["report", tmp_path / "r.json"], capsys)
+    assert_one_line_error(code, err, "is a file")

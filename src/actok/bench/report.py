@@ -162,6 +162,8 @@ def result_problem(data: Any) -> str | None:
 def load_results(directory: Path) -> list[dict[str, Any]]:
     """Every bench result JSON in `directory`. Each other *.json file is skipped with an ActokWarning that names it
     and says what is wrong; an ActokError when no valid result remains."""
+    if directory.exists() and not directory.is_dir():
+        raise ActokError(f"{directory} is a file; actok report takes the folder that holds bench result files")
     if not directory.is_dir():
         raise ActokError(f"results folder {directory} does not exist")
     out, skipped = [], 0
