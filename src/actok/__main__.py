@@ -1,5 +1,5 @@
 import sys
 
-from actok.cli import main
+from actok._entry import main
 
 sys.exit(main())
