@@ -341,3 +341,13 @@ def test_state_narrower_than_action_with_encoded_subset(copy_dataset, readers):
     narrow = build_chunks(LeRobotDatasetReader(root), ChunkConfig(**config))
     full = build_chunks(readers["unitree_g1_pickbottle"], ChunkConfig(**config))
     np.testing.assert_array_equal(narrow.train_raw, full.train_raw)
+
+
+def test_the_action_column_can_serve_as_the_state(readers):
+    """`--state-key action`: chunks relative to the first action of the chunk (the column is read once)."""
+    from actok.data import ChunkConfig, build_chunks
+
+    chunks = build_chunks(
+        readers["pusht"], ChunkConfig(action_horizon=5, delta_dims="0", state_key="action", holdout_fraction=0)
+    )
+    np.testing.assert_array_equal(chunks.train_raw[:, 0, 0], 0.0)

@@ -230,7 +230,7 @@ class LeRobotDatasetReader:
         # One frame key for every file, so rows compare across files: frame_index, else the global index, else
         # the file order (frame_index is optional in real datasets).
         order_col = next((c for c in ("frame_index", "index") if all(c in n for n in schemas.values())), None)
-        wanted = ["action"] + ([state_key] if state_key else [])
+        wanted = list(dict.fromkeys(["action", *([state_key] if state_key else [])]))  # --state-key action: read once
         actions, states, episode_ids, order_keys = [], [], [], []
         file_of: dict[int, Path] = {}  # episode index -> the one data file that holds it
         for path, names in schemas.items():
