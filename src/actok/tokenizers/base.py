@@ -185,31 +185,6 @@ class TokenBatch:
         return [r.tolist() for r in np.split(self.flat, np.cumsum(self.lengths)[:-1])] if len(self) else []
 
 
-def _is_number_type(t: type) -> bool:
-    return issubclass(t, _NUMBER_TYPES) and not issubclass(t, _BOOL_TYPES)
-
-
-def flat_ids(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged id lists -> (every id in one float64 array, lengths `[N]`).
-
-    float64, so that huge, fractional or non-finite values stay visible as such (an int64 conversion would overflow
-    or silently truncate them); callers treat anything that is not an integer id as unknown."""
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(chain.from_iterable(ids), dtype=np.float64, count=int(lengths.sum()))
-    return flat, lengths
-
-
-def pad_ids(ids: Sequence[Sequence[int]], fill: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged id lists -> (`[N, L]` int64 array padded with `fill`, lengths `[N]`); a value that is not an integer
-    id (fractional, non-finite, beyond ±2**62) becomes -1."""
-    flat, lengths = flat_ids(ids)
-    out = np.full((len(lengths), int(lengths.max(initial=0))), fill, dtype=np.int64)
-    integral = np.isfinite(flat) & (np.abs(flat) < 2**62)
-    integral[integral] = flat[integral] == np.floor(flat[integral])
-    out[np.arange(out.shape[1]) < lengths[:, None]] = np.where(integral, flat, -1).astype(np.int64)
-    return out, lengths
-
-
 PositiveInt = Annotated[int, Ge(1)]
 # What `save` writes to CONFIG_FILE, and what `load` checks before using it.
 CONFIG_FIELDS = {
