@@ -286,7 +286,7 @@ def test_flag_spellings_and_booleans(pusht, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_console_script_and_module_entry_point(pusht, tmp_path):
-    proc = subprocess.run_cli(
+    proc = subprocess.run(
         [sys.executable, "-m", "actok", "train", "--root", str(pusht), "--tokenizer", "nope"],
         capture_output=True,
         text=True,

@@ -112,7 +112,7 @@ def test_interrupt_mid_write_keeps_the_previous_folder_and_leaves_no_temporary(t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8, 1.5, 3.0])
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 1.5, 3.0])  # after the interpreter itself has started
 def test_ctrl_c_at_any_moment_of_a_real_run_is_one_line_and_exit_130(delay, tmp_path):
     """SIGINT at several moments (while importing, reading, fitting, writing, or after): either the run had
     finished (exit 0, a complete folder) or it says "interrupted" on one line, exits 130 and leaves nothing."""

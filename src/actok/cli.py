@@ -697,16 +697,17 @@ def _close_progress_bars() -> None:
 def _fail(command: str, message: str, code: int) -> int:
     _close_progress_bars()
     sys.stdout.flush()
-    sys.stderr.write(f"actok {command}: {message}\n")
+    sys.stderr.write(f"actok {command}: {message}\n" if command else f"actok: {message}\n")
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already reported on one line
         return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return _fail("", "interrupted", 130)
     commands = {
         "train": cmd_train,
         "bench": cmd_bench,
