@@ -84,3 +84,16 @@ def test_shrinkage_endpoints(pusht_chunks):
     np.testing.assert_allclose(np.abs(full.T @ prior).max(axis=1), 1.0, atol=1e-6)
     with pytest.raises(ActokError, match=r"shrinkage must be a finite number in \[0, 1\] or 'auto', got 2"):
         create_tokenizer("klt", shrinkage=2)
+
+
+def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):
+    """klt's basis (like a learned network) is tied to the fitted [H, D]; binning decodes any shape."""
+    from actok import create_tokenizer
+    from actok.errors import ActokError
+
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    ids = tok.encode(pusht_chunks.holdout[:3])
+    with pytest.raises(ActokError, match=r"klt decodes chunks of shape \[H=10, D=2\] only, got \[H=11, D=2\]"):
+        tok.decode(ids, horizon=11)
+    binning = create_tokenizer("binning").fit(pusht_chunks.train)
+    assert binning.decode([[0] * 22], horizon=11).shape == (1, 11, 2)

@@ -270,6 +270,8 @@ class ActionTokenizer(ABC):
     learns_from_data: ClassVar[bool] = True
     #: whether `fit` uses its `validation` chunks (early stopping); the others ignore them
     uses_validation: ClassVar[bool] = False
+    #: whether decode can only produce the fitted chunk shape (checked by the decode template)
+    decodes_fitted_shape_only: ClassVar[bool] = False
     #: for the conformance checks (`actok.testing`): constructor parameters of a small, fast fit (learned
     #: tokenizers: few epochs, small networks), the round-trip RMSE bound they give on the held-out chunks (the
     #: bundled Push-T chunks `[N, 10, 2]`, normalized units), and how much decoding a batch may differ from
@@ -407,8 +409,14 @@ class ActionTokenizer(ABC):
     def _check_fitted_state(self) -> None:  # noqa: B027 - optional hook
         """Raise `ActokError` when the learned state decode needs is missing (overridden by tokenizers)."""
 
-    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:  # noqa: B027 - optional hook
-        """Raise `ActokError` for a shape this tokenizer cannot decode to (default: any shape)."""
+    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:
+        """Raise `ActokError` for a shape this tokenizer cannot decode to: any shape by default, only the fitted
+        one for tokenizers with `decodes_fitted_shape_only` (a learned basis or network is tied to it)."""
+        if self.decodes_fitted_shape_only and (horizon, action_dim) != (self.horizon, self.action_dim):
+            raise ActokError(
+                f"{self.name} decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, "
+                f"got [H={horizon}, D={action_dim}]"
+            )
 
     @staticmethod
     def _check_policy(on_invalid: str) -> None:

@@ -75,6 +75,7 @@ class KLTTokenizer(ActionTokenizer):
     """
 
     name = "klt"
+    decodes_fitted_shape_only = True
     conformance_rmse_bound = 0.05
     conformance_decode_atol = 1e-12
 
@@ -196,13 +197,6 @@ class KLTTokenizer(ActionTokenizer):
         q = np.zeros((n, m), dtype=np.int64)
         q[row[keep], rank[keep]] = symbols[keep] + self.low
         return self.dequantize(q), valid
-
-    def _check_decode_shape(self, horizon: int, action_dim: int) -> None:
-        if (horizon, action_dim) != (self.horizon, self.action_dim):
-            raise ActokError(
-                f"klt decodes chunks of shape [H={self.horizon}, D={self.action_dim}] only, "
-                f"got [H={horizon}, D={action_dim}]"
-            )
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         return (
