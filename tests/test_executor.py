@@ -1,0 +1,50 @@
+"""The shared executor: local and Ray engines give the same outcomes; errors are outcomes, not crashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from actok.errors import ActokError
+from actok.executor import check_engine, run_grid
+
+
+def _square_or_fail(x: int) -> int:
+    if x == 3:
+        raise ActokError("three is not allowed")
+    return x * x
+
+
+def _outcomes(engine: str) -> dict[int, object]:
+    # Ray workers import the task's function: use one of actok's (this test module is not importable there).
+    return dict(run_grid(check_engine, ["local", "spark", "ray"], engine=engine))
+
+
+def test_local_keeps_order_and_captures_errors():
+    pairs = list(run_grid(_square_or_fail, [0, 1, 2, 3, 4]))
+    assert [i for i, _ in pairs] == [0, 1, 2, 3, 4]
+    assert [r for _, r in pairs if not isinstance(r, Exception)] == [0, 1, 4, 16]
+    assert isinstance(pairs[3][1], ActokError) and "three" in str(pairs[3][1])
+
+
+@pytest.mark.parametrize(
+    ("engine", "address", "needle"),
+    [
+        ("spark", None, "unknown engine 'spark'"),
+        ("local", "auto", "only applies"),
+        ("ray", "not an address", "invalid Ray"),
+    ],
+)
+def test_bad_engine_arguments_are_one_line(engine, address, needle):
+    with pytest.raises(ActokError, match=needle):
+        check_engine(engine, address)
+
+
+def test_ray_gives_the_local_outcomes():
+    pytest.importorskip("ray", reason="the dev extra installs ray")
+    local, remote = _outcomes("local"), _outcomes("ray")
+    assert sorted(remote) == sorted(local)
+    for i, value in local.items():
+        if isinstance(value, Exception):
+            assert isinstance(remote[i], ActokError) and str(remote[i]) == str(value)
+        else:
+            assert remote[i] == value
