@@ -1,0 +1,153 @@
+"""Streaming chunk building: the same chunks, statistics and tokenizer files as the in-memory implementation it
+replaced (fingerprints in tests/data/chunks_golden.json), a seeded `max_chunks` cap, sketched statistics within
+their stated bound, and Ray results identical to local ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import dataset_root
+
+from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
+from actok.data import stats as stats_module
+from actok.errors import ActokError, ActokWarning
+from actok.tokenizers import create_tokenizer
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "chunks_golden.json").read_text())["cases"]
+
+
+def digest(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    return f"{array.dtype}{list(array.shape)}:" + hashlib.sha256(array.tobytes()).hexdigest()[:24]
+
+
+def data_key(root: Path) -> str:
+    """Which copy of a dataset the fingerprints were taken on: its data files' names and sizes."""
+    files = sorted((root / "data").glob("**/*.parquet"))
+    listing = [[f.relative_to(root).as_posix(), f.stat().st_size] for f in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+
+def fingerprint(chunks, keys) -> dict:
+    episodes = [chunks.train_episodes, chunks.holdout_episodes, chunks.skipped_episodes]
+    config = chunks.config_dict()
+    return {
+        "train_raw": digest(chunks.train_raw),
+        "holdout_raw": digest(chunks.holdout_raw),
+        "train": digest(chunks.train),
+        "holdout": digest(chunks.holdout),
+        "pipeline": chunks.pipeline_dict(),
+        "config": {k: config[k] for k in keys},
+        "episodes": hashlib.sha256(json.dumps(episodes).encode()).hexdigest()[:24],
+        "num_frames": chunks.num_frames,
+        "notes": chunks.notes,
+    }
+
+
+def build(case: dict, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ActokWarning)
+        return build_chunks(LeRobotDatasetReader(dataset_root(case["dataset"])), ChunkConfig(**case["config"]), **kw)
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_same_chunks_stats_and_pipeline_as_the_in_memory_implementation(name):
+    case = GOLDEN[name]
+    assert data_key(dataset_root(case["dataset"])) == case["data_files"], "the fingerprints are of another copy"
+    chunks = build(case)
+    assert fingerprint(chunks, case["expected"]["config"]) == case["expected"]
+
+
+def test_same_fast_tokenizer_file(tmp_path):
+    case = GOLDEN["pusht-default"]
+    folder = create_tokenizer("fast").fit(build(case).train).save(tmp_path / "fast")
+    assert hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()[:24] == case["fast_tokenizer_json"]
+
+
+# ------------------------------------------------------------------ max_chunks
+def test_max_chunks_is_a_seeded_uniform_subset_of_each_split(readers):
+    config = dict(action_horizon=10, sample_fraction=0.5, holdout_fraction=0.2, seed=7)
+    whole = build_chunks(readers["pusht"], ChunkConfig(**config))
+    capped = build_chunks(readers["pusht"], ChunkConfig(max_chunks=300, **config))
+    for split, (full, part) in enumerate(
+        [(whole.train_raw, capped.train_raw), (whole.holdout_raw, capped.holdout_raw)]
+    ):
+        keep = np.sort(np.random.default_rng(7 + split).choice(len(full), size=300, replace=False))
+        assert np.array_equal(part, full[keep])
+    assert capped.train_episodes == whole.train_episodes
+    big = build_chunks(readers["pusht"], ChunkConfig(max_chunks=10**9, **config))
+    assert np.array_equal(big.train_raw, whole.train_raw) and np.array_equal(big.holdout, whole.holdout)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True, "10"])
+def test_max_chunks_must_be_a_positive_integer(value):
+    with pytest.raises(ActokError, match=f"max_chunks must be an integer >= 1, got {value!r}"):
+        ChunkConfig(max_chunks=value).validate()
+
+
+# ------------------------------------------------------------------ statistics beyond the exact budget
+def test_frame_stats_are_exact_in_any_order():
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(n, 3)).astype(np.float32) for n in (5, 100, 1)]
+    names = ("min", "max", "mean", "std", "q01", "q99")
+    stats = stats_module.FrameStats(3, names, exact=True)
+    other = stats_module.FrameStats(3, names, exact=True)
+    stats.add(parts[2], key=2)
+    other.add(parts[0], key=0)
+    other.add(parts[1], key=1)
+    result = stats.merge(other).result()
+    expected = stats_module.compute_stats(np.concatenate(parts), names)
+    assert all(np.array_equal(result[n], expected[n]) for n in names)
+
+
+def test_sketched_quantiles_are_within_the_stated_rank_error():
+    """Two million values in parts, merged as Ray would (after a pickle round trip): each quantile's rank is
+    within `sketch_rank_error()` of the requested one; min/max exact, mean/std equal up to rounding."""
+    import pickle
+
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.standard_t(3, size=(1_000_000, 2)), rng.exponential(size=(1_000_000, 2))])
+    names = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
+    partials = []
+    for part in np.array_split(values, 7):
+        partial = stats_module.FrameStats(2, names, exact=False)
+        partial.add(part)
+        partials.append(pickle.loads(pickle.dumps(partial)))
+    total = partials[0]
+    for partial in partials[1:]:
+        total.merge(partial)
+    result, exact = total.result(), stats_module.compute_stats(values, names)
+    bound = stats_module.sketch_rank_error()
+    assert 0 < bound < 2e-4
+    for name, level in stats_module.QUANTILE_LEVELS.items():
+        below, at_or_below = (values < result[name]).mean(0), (values <= result[name]).mean(0)
+        assert (below <= level + bound).all() and (at_or_below >= level - bound).all(), name
+        assert not np.array_equal(result[name], exact[name]), "the sketch was not exercised"
+    for name in ("min", "max", "count"):
+        assert np.array_equal(result[name], exact[name])
+    np.testing.assert_allclose(result["mean"], exact["mean"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result["std"], exact["std"], rtol=1e-12)
+
+
+def test_build_chunks_sketches_missing_quantiles_beyond_the_budget(readers, monkeypatch):
+    """reachy2's stats.json has no quantiles: with no room for exact statistics, q01/q99 come from the sketch
+    (here it still holds every frame, so the values are the data's own), and the source says so."""
+    config = ChunkConfig(action_horizon=10, sample_fraction=0.5)
+    exact = build_chunks(readers["reachy2_apple_storage"], config)
+    monkeypatch.setattr(stats_module, "EXACT_STATS_BYTES", 0)
+    sketched = build_chunks(readers["reachy2_apple_storage"], config)
+    assert np.array_equal(sketched.train_raw, exact.train_raw)
+    assert "KLL sketch, rank error <= 1.5e-04" in sketched.stats_source["q01"]
+    assert any("KLL sketch" in note for note in sketched.notes)
+    frames = np.concatenate(
+        [e.action for e in readers["reachy2_apple_storage"].episodes() if e.index in exact.train_episodes]
+    )
+    bound = stats_module.sketch_rank_error()
+    for name, level in (("q01", 0.01), ("q99", 0.99)):
+        q = sketched.normalizer.stats[name]
+        assert ((frames < q).mean(0) <= level + bound).all() and ((frames <= q).mean(0) >= level - bound).all()
