@@ -151,3 +151,27 @@ def test_build_chunks_sketches_missing_quantiles_beyond_the_budget(readers, monk
     for name, level in (("q01", 0.01), ("q99", 0.99)):
         q = sketched.normalizer.stats[name]
         assert ((frames < q).mean(0) <= level + bound).all() and ((frames <= q).mean(0) >= level - bound).all()
+
+
+# ------------------------------------------------------------------ Ray
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_chunks_and_statistics(readers):
+    """A local 2-CPU Ray instance: Ray Data reads the columns, episodes are chunked in tasks, statistics merged."""
+    pytest.importorskip("ray", reason="the dev extra installs ray")
+    from actok.executor import ray_session
+
+    g1 = ",".join(str(d) for d in range(14))
+    cases = [
+        ("reachy2_apple_storage", dict(action_horizon=10, sample_fraction=0.5)),  # q01/q99 from the frames
+        ("unitree_g1_pickbottle", dict(action_horizon=30, delta_dims=g1, sample_fraction=0.2, max_chunks=300)),
+        ("pusht", dict(action_horizon=8, max_episodes=40, normalization_mode="MEAN_STD", holdout_fraction=0.2)),
+    ]
+    with ray_session(num_cpus=2), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ActokWarning)
+        for name, config in cases:
+            local = build_chunks(readers[name], ChunkConfig(**config))
+            remote = build_chunks(readers[name], ChunkConfig(**config), engine="ray")
+            for field in ("train_raw", "holdout_raw", "train", "holdout"):
+                assert np.array_equal(getattr(local, field), getattr(remote, field)), (name, field)
+            assert remote.pipeline_dict() == local.pipeline_dict()
+            assert (remote.train_episodes, remote.skipped_episodes) == (local.train_episodes, local.skipped_episodes)

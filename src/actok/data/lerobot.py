@@ -151,7 +151,7 @@ def _read_table(path: Path, columns: list[str]) -> pa.Table:
         ) from None
 
 
-def _list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
+def list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path | str) -> np.ndarray:
     """A fixed-size or variable list column of numbers -> `[n, d]` array (a scalar column -> `[n, 1]`)."""
     arr = column.combine_chunks()
     n = len(arr)
@@ -290,6 +290,12 @@ class LeRobotDatasetReader:
         key = _index_column(table, self._order_col, path) if self._order_col else np.full(n, -1, np.int64)
         return ep, key
 
+    def frame_key(self) -> str | None:
+        """The column that orders frames within an episode in every data file (`frame_index`, else `index`), or
+        None (then the file order is the frame order)."""
+        self.episode_table()
+        return self._order_col
+
     def column_width(self, name: str) -> tuple[int, np.dtype]:
         """Values per frame of a list column and the dtype actok reads them as, from the first data file."""
         if name not in self.columns:
@@ -300,7 +306,7 @@ class LeRobotDatasetReader:
         batch = next(pq.ParquetFile(path).iter_batches(batch_size=1, columns=[name]), None)
         if batch is None:
             raise ActokError(f"{path} has 0 rows: remove the empty data file or rewrite it")
-        first = _list_column_to_numpy(pa.chunked_array([batch.column(0)]), name, path)
+        first = list_column_to_numpy(pa.chunked_array([batch.column(0)]), name, path)
         return first.shape[1], first.dtype
 
     def read_file(self, number: int, state_key: str | None = None, wanted: set[int] | None = None) -> list[Episode]:
@@ -321,8 +327,8 @@ class LeRobotDatasetReader:
             order = order[np.isin(ep[order], np.fromiter(wanted, np.int64, len(wanted)))]
             table = table.take(pa.array(order))
             ep, key, order = ep[order], key[order], np.arange(len(order))
-        action = _list_column_to_numpy(table.column("action"), "action", path)[order]
-        state = _list_column_to_numpy(table.column(state_key), state_key, path)[order] if state_key else None
+        action = list_column_to_numpy(table.column("action"), "action", path)[order]
+        state = list_column_to_numpy(table.column(state_key), state_key, path)[order] if state_key else None
         ep, key = ep[order], key[order]
         bounds = np.flatnonzero(np.diff(ep)) + 1
         return [
