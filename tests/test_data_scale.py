@@ -175,3 +175,13 @@ def test_ray_engine_gives_the_local_chunks_and_statistics(readers):
                 assert np.array_equal(getattr(local, field), getattr(remote, field)), (name, field)
             assert remote.pipeline_dict() == local.pipeline_dict()
             assert (remote.train_episodes, remote.skipped_episodes) == (local.train_episodes, local.skipped_episodes)
+
+
+def test_fast_fit_in_blocks_gives_the_same_tokenizer_file(tmp_path, monkeypatch):
+    """FAST makes its BPE training strings block by block (bounded memory on a million chunks): same file."""
+    import actok.tokenizers.fast as fast
+
+    monkeypatch.setattr(fast, "FIT_BLOCK", 1000)
+    case = GOLDEN["pusht-default"]
+    folder = create_tokenizer("fast").fit(build(case).train).save(tmp_path / "fast")
+    assert hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()[:24] == case["fast_tokenizer_json"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 PROCESSOR_MODULE = "processing_action_tokenizer.py"
 BPE_SUBFOLDER = "bpe_tokenizer"  # where transformers >= 5 writes the BPE files
+FIT_BLOCK = 65536  # chunks whose BPE training strings are made at once
 SURROGATES = 0xD800  # the first code point byte-level BPE cannot spell (U+D800-DFFF are not characters)
 
 
@@ -89,7 +90,7 @@ def symbols_to_strings(codes: np.ndarray) -> list[str]:
     return [text[i * length : (i + 1) * length] for i in range(n)]
 
 
-def train_bpe(strings: Sequence[str], vocab_size: int, alphabet_size: int) -> Tokenizer:
+def train_bpe(strings: Iterable[str], vocab_size: int, alphabet_size: int) -> Tokenizer:
     """Byte-level BPE trained exactly as the reference processor's `fit` trains it."""
     bpe = ByteLevelBPETokenizer()
     trainer = BpeTrainer(
@@ -153,13 +154,13 @@ class FASTTokenizer(ActionTokenizer):
             raise ActokError("cannot fit FAST on zero chunks")
         self._set_shape(chunks)
         raw = self.transform(chunks)
-        rounded = np.around(raw * raw.dtype.type(self.scale))
+        rounded = np.around(np.multiply(raw, raw.dtype.type(self.scale), out=raw), out=raw)  # in place: [N, C·D]
         if not np.isfinite(rounded).all():
             raise ActokError(f"the {self.transform_name} coefficients times scale {self.scale:g} overflow {raw.dtype}")
         lo, hi = int(rounded.min()), int(rounded.max())
         span = hi - lo
         if span > self._vocab_size:
-            fitting_scale = (self._vocab_size - 1) / float(raw.max() - raw.min())
+            fitting_scale = (self._vocab_size - 1) / (span / self.scale)
             raise ActokError(
                 f"vocab_size {self._vocab_size} is smaller than the {self.transform_name} coefficient range {span} at scale "
                 f"{self.scale:g}: use vocab_size >= {span}, or scale <= {fitting_scale:.3g} for this vocab_size"
@@ -172,7 +173,13 @@ class FASTTokenizer(ActionTokenizer):
                 stacklevel=2,
             )
         self.min_token, self.max_token = lo, hi
-        self.bpe = train_bpe(symbols_to_strings(rounded.astype(np.int64) - lo), self._vocab_size, span + 1)
+        # The strings are made block by block as the trainer reads them: a million chunks' strings never coexist.
+        strings = (
+            text
+            for start in range(0, len(rounded), FIT_BLOCK)
+            for text in symbols_to_strings(rounded[start : start + FIT_BLOCK].astype(np.int64) - lo)
+        )
+        self.bpe = train_bpe(strings, self._vocab_size, span + 1)
         self._prepare()
         return self
 
