@@ -155,10 +155,16 @@ def test_build_chunks_sketches_missing_quantiles_beyond_the_budget(readers, monk
 
 # ------------------------------------------------------------------ Ray
 @pytest.mark.slow
-def test_ray_engine_gives_the_local_chunks_and_statistics(readers):
-    """A local 2-CPU Ray instance: Ray Data reads the columns, episodes are chunked in tasks, statistics merged."""
+def test_ray_engine_gives_the_local_chunks_and_statistics(readers, copy_dataset):
+    """A local 2-CPU Ray instance: Ray Data reads the columns, episodes are chunked in tasks, statistics merged;
+    a bad value found by a task is the same one-line error as locally."""
     pytest.importorskip("ray", reason="the dev extra installs ray")
+    from test_data_trust import action_value
+
     from actok.executor import ray_session
+
+    broken = copy_dataset("robosuite_panda")
+    action_value(float("nan"))(broken)
 
     g1 = ",".join(str(d) for d in range(14))
     cases = [
@@ -175,6 +181,8 @@ def test_ray_engine_gives_the_local_chunks_and_statistics(readers):
                 assert np.array_equal(getattr(local, field), getattr(remote, field)), (name, field)
             assert remote.pipeline_dict() == local.pipeline_dict()
             assert (remote.train_episodes, remote.skipped_episodes) == (local.train_episodes, local.skipped_episodes)
+        with pytest.raises(ActokError, match=r"^non-finite action value \(nan\) in episode 2, frame 5, dim 3$"):
+            build_chunks(LeRobotDatasetReader(broken), ChunkConfig(action_horizon=10), engine="ray")
 
 
 def test_fast_fit_in_blocks_gives_the_same_tokenizer_file(tmp_path, monkeypatch):
