@@ -27,6 +27,7 @@ from actok.bench.report import (
     series_styles,
     token_length_figure,
 )
+from actok.bench.result import BenchResult
 from actok.cli import main
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import available_tokenizers
@@ -41,12 +42,12 @@ def pusht_results(tmp_path_factory):
     return results
 
 
-def _result(folder, tokenizer: str) -> dict:
+def _result(folder, tokenizer: str) -> BenchResult:
     (path,) = folder.glob(f"*_{tokenizer}_action_tokenizer_results.json")
-    return json.loads(path.read_text())
+    return BenchResult.read(path)
 
 
-def _many_series(folder, n: int = 20) -> list[dict]:
+def _many_series(folder, n: int = 20) -> list[BenchResult]:
     """`n` results in one data setting: every registered tokenizer name, several runs each (a sweep), alternating
     the real fixed-length (binning) and variable-length (fast) metrics, spread over 3 decades of RMSE."""
     bases = [_result(folder, "binning"), _result(folder, "fast")]
@@ -54,10 +55,10 @@ def _many_series(folder, n: int = 20) -> list[dict]:
     rows = []
     for i in range(n):
         r = copy.deepcopy(bases[i % 2])
-        r["config"]["tokenizer"] = names[i % len(names)]
-        r["config"]["tokenizer_params"] = {"scale": float(i)}
-        r["metrics"]["reconstruction_rmse"] *= 1.4**i
-        r["metrics"]["mean_encode_time_sec"] *= 1.5**i
+        r.config["tokenizer"] = names[i % len(names)]
+        r.config["tokenizer_params"] = {"scale": float(i)}
+        r.metrics["reconstruction_rmse"] *= 1.4**i
+        r.metrics["mean_encode_time_sec"] *= 1.5**i
         rows.append(r)
     return rows
 
@@ -120,7 +121,7 @@ def test_twenty_series_look_distinct(pusht_results):
     rows = _many_series(pusht_results)
     styles = series_styles(rows)
     assert len(set(styles)) == len(rows) == 20
-    colour = {r["config"]["tokenizer"]: c for r, (c, _) in zip(rows, styles, strict=True)}
+    colour = {r.config["tokenizer"]: c for r, (c, _) in zip(rows, styles, strict=True)}
     assert len(set(colour.values())) == len(colour) == len(available_tokenizers())  # one colour per tokenizer
     assert colour["binning"] != colour["wavelet"]  # both were tab10 blue with 11 tokenizers
     assert "#d62728" not in colour.values()  # red is the bound's
@@ -129,7 +130,7 @@ def test_twenty_series_look_distinct(pusht_results):
 def test_repeated_configuration_gets_a_distinct_label(pusht_results):
     binning = _result(pusht_results, "binning")
     sweep = [copy.deepcopy(binning) for _ in range(3)]
-    sweep[2]["config"]["tokenizer_params"]["n_bins"] = 64
+    sweep[2].config["tokenizer_params"]["n_bins"] = 64
     assert series_labels(sweep) == ["binning(n_bins=256)", "binning(n_bins=256) #2", "binning(n_bins=64)"]
 
 
@@ -150,7 +151,7 @@ def test_figures_with_twenty_series_are_readable(pusht_results, name):
 
 def test_fixed_length_tokenizer_is_marked_in_the_token_length_figure(pusht_results):
     rows = [_result(pusht_results, "binning"), _result(pusht_results, "fast")]
-    assert rows[0]["metrics"]["token_length_counts"] == [[20, rows[0]["metrics"]["num_chunks_evaluated"]]]
+    assert rows[0].metrics["token_length_counts"] == [[20, rows[0].metrics["num_chunks_evaluated"]]]
     fig = token_length_figure(rows, series_labels(rows))
     (ax,) = fig.axes
     marked = [line for line in ax.lines if line.get_marker() not in ("None", "", None)]
@@ -216,12 +217,12 @@ def _corrupt(valid: dict) -> dict[str, tuple[bytes, str]]:
 def test_each_corrupt_result_file_is_skipped_with_a_warning_naming_it(pusht_results, tmp_path):
     for path in pusht_results.glob("*.json"):
         shutil.copy(path, tmp_path)
-    corrupt = _corrupt(_result(pusht_results, "binning"))
+    corrupt = _corrupt(_result(pusht_results, "binning").to_json())
     for name, (content, _) in corrupt.items():
         (tmp_path / name).write_bytes(content)
     with pytest.warns(ActokWarning) as caught:
         results = load_results(tmp_path)
-    assert sorted(r["config"]["tokenizer"] for r in results) == ["binning", "fast"]  # the valid ones remain
+    assert sorted(r.config["tokenizer"] for r in results) == ["binning", "fast"]  # the valid ones remain
     messages = sorted(str(w.message) for w in caught)
     expected = sorted(f"skipped {tmp_path / name}: {problem}" for name, (_, problem) in corrupt.items())
     assert len(messages) == len(expected)
