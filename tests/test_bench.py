@@ -74,6 +74,21 @@ def test_ray_engine_gives_the_local_metrics(tmp_path, capsys):
     assert [_without_times(r) for r in remote] == [_without_times(r) for r in local]
 
 
+def test_outcomes_are_handed_on_in_plan_order_whatever_order_cells_finish(tmp_path, monkeypatch):
+    """Ray finishes cells in any order: each file is written as its cell finishes, the outcomes come in plan order."""
+    from actok.bench import harness
+
+    def last_first(fn, items, **_):
+        yield from reversed([(i, fn(item)) for i, item in enumerate(items)])
+
+    monkeypatch.setattr(harness, "run_grid", last_first)
+    seen = []
+    run = bench.run([BUNDLED], ["binning", "quantile-binning", "bspline"], SETTINGS, tmp_path, on_outcome=seen.append)
+    assert [o.cell.tokenizer.label for o in seen] == ["binning", "quantile-binning", "bspline"]
+    assert [r.tokenizer for r in run.results] == ["binning", "quantile-binning", "bspline"]
+    assert len(list(tmp_path.glob("*.json"))) == 3
+
+
 @pytest.mark.parametrize(
     ("device", "resources"),
     [

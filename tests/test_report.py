@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import matplotlib.image
 import matplotlib.pyplot as plt
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from actok.bench.metrics import reverse_water_filling
 from actok.bench.report import (
     FIGURES,
+    TABLE_COLUMNS,
     label_log_axes,
     load_results,
     pareto_front,
@@ -27,7 +29,7 @@ from actok.bench.report import (
     series_styles,
     token_length_figure,
 )
-from actok.bench.result import BenchResult
+from actok.bench.result import OPTIONAL_FIELDS, REQUIRED_FIELDS, SCHEMA_VERSION, BenchResult, ResultFileError
 from actok.cli import main
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import available_tokenizers
@@ -211,6 +213,14 @@ def _corrupt(valid: dict) -> dict[str, tuple[bytes, str]]:
             variant(lambda d: d["config"].update(tokenizer=None)),
             "config.tokenizer is null (null), expected a string",
         ),
+        "future.json": (
+            variant(lambda d: d.update(schema_version=3)),
+            "schema_version 3 is not one this actok reads (1 to 2; a newer actok wrote it?)",
+        ),
+        "version_text.json": (
+            variant(lambda d: d.update(schema_version="2")),
+            'schema_version "2" is not one this actok reads',
+        ),
     }
 
 
@@ -342,3 +352,20 @@ def test_report_renders_in_headless_chromium(pusht_results, tmp_path):
     )
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[:2] == (2000, 1200) and pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_version_1_result_files_still_load(pusht_results, tmp_path):
+    """Files written before `schema_version` existed (version 1: the same config and metrics) are read as they are."""
+    current = _result(pusht_results, "fast").to_json()
+    assert current["schema_version"] == SCHEMA_VERSION == 2
+    old = {key: value for key, value in current.items() if key != "schema_version"}
+    (tmp_path / "old_action_tokenizer_results.json").write_text(json.dumps(old))
+    (result,) = load_results(tmp_path)
+    assert result.config == current["config"] and result.metrics == current["metrics"]  # what the report draws
+
+
+def test_every_value_the_report_draws_is_checked_when_a_result_is_read():
+    checked = {**REQUIRED_FIELDS["metrics"], **OPTIONAL_FIELDS["metrics"]}
+    assert {key for _, key, _ in TABLE_COLUMNS if key} <= set(checked)
+    with pytest.raises(ResultFileError, match=r"^x.json is not a readable bench result: no 'config' or 'metrics' key"):
+        BenchResult.from_json({}, Path("x.json"))

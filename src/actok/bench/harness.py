@@ -10,7 +10,7 @@ file per cell. `actok bench` is `plan` + `execute` + printing (`BenchConsole`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -152,45 +152,38 @@ def execute(
 ) -> BenchRun:
     """Score `cells` with `run_grid` (`engine` "local": one after the other in this process; "ray": as Ray tasks,
     on a new local instance or the cluster at `ray_address`; a cell whose tokenizer's device names CUDA asks for
-    a GPU). Outcomes are handed on in the order of `cells`: each result is written to `output_dir` (when given) as
+    a GPU). As each cell finishes, its result is written to `output_dir` (when given) as
     `{timestamp}_{repo_id}[_{label}]_action_tokenizer_results.json` (the label when several tokenizers are
-    benchmarked; never replacing a file), then `on_outcome` sees it. A cell whose tokenizer cannot be fitted is
-    skipped, unless it is the only cell: then its error is raised; any other error stops the run."""
+    benchmarked; never replacing a file); `on_outcome` sees the outcomes in the order of `cells`. A cell whose
+    tokenizer cannot be fitted is skipped, unless it is the only cell: then its error is raised; any other error
+    a cell raises stops the run."""
     named = len({c.tokenizer.label for c in cells}) > 1
-    outcomes = []
+    done: dict[int, CellOutcome] = {}
+    outcomes: list[CellOutcome] = []
     try:
-        for outcome in _in_order(
-            run_grid(run_cell, cells, engine=engine, ray_address=ray_address, resources=Cell.resources)
-        ):
+        for i, outcome in run_grid(run_cell, cells, engine=engine, ray_address=ray_address, resources=Cell.resources):
+            if isinstance(outcome, Exception):
+                raise outcome
             if outcome.error is not None and len(cells) == 1:
                 raise ActokError(outcome.error)
-            if outcome.result is not None and output_dir is not None:
-                result = outcome.result
-                result = dataclasses.replace(result, config={**result.config, "output_dir": str(output_dir)})
-                label = outcome.cell.tokenizer.label if named else None
-                result = result.write(output_dir, results_filename(outcome.cell.dataset.repo_id, label))
-                outcome = dataclasses.replace(outcome, result=result)
-            outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+            done[i] = _written(outcome, output_dir, named) if output_dir is not None else outcome
+            while len(outcomes) in done:  # hand on in plan order (Ray finishes cells in any order)
+                outcomes.append(done.pop(len(outcomes)))
+                if on_outcome is not None:
+                    on_outcome(outcomes[-1])
     finally:
         _prepared.cache_clear()  # the last dataset's chunks are not kept after the run
     return BenchRun(outcomes)
 
 
-def _in_order(pairs: Iterator[tuple[int, CellOutcome | Exception]]) -> Iterator[CellOutcome]:
-    """`run_grid`'s (index, outcome) pairs, which Ray yields as tasks finish, in index order; an exception a cell
-    raised is raised here when its turn comes."""
-    waiting: dict[int, CellOutcome | Exception] = {}
-    turn = 0
-    for i, outcome in pairs:
-        waiting[i] = outcome
-        while turn in waiting:
-            ready = waiting.pop(turn)
-            if isinstance(ready, Exception):
-                raise ready
-            yield ready
-            turn += 1
+def _written(outcome: CellOutcome, output_dir: str | Path, named: bool) -> CellOutcome:
+    """The outcome with its result written into `output_dir` (nothing to write for a skipped cell)."""
+    if outcome.result is None:
+        return outcome
+    result = dataclasses.replace(outcome.result, config={**outcome.result.config, "output_dir": str(output_dir)})
+    label = outcome.cell.tokenizer.label if named else None
+    result = result.write(output_dir, results_filename(outcome.cell.dataset.repo_id, label))
+    return dataclasses.replace(outcome, result=result)
 
 
 def run(

@@ -1,6 +1,7 @@
-"""The benchmark harness: sample chunks from a split, encode/decode with a tokenizer, time and score.
+"""Scoring one fitted tokenizer: sample chunks from a split, encode/decode, time and score (`benchmark_tokenizer`).
 
-It knows nothing about any one tokenizer; results are plain dicts written as JSON (`write_result`).
+It knows nothing about any one tokenizer (a tokenizer adds only its `diagnostics`); the metrics dict becomes a
+`BenchResult` in `actok.bench.harness`, written by `write_result` (never replacing a file).
 """
 
 from __future__ import annotations
