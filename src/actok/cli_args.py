@@ -38,3 +38,11 @@ def add_flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     if kwargs.pop("boolean", False):
         kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
     parser.add_argument(*options, dest=snake, **kwargs)
+
+
+def add_flags(parser: argparse.ArgumentParser, *rows: tuple) -> None:
+    """`add_flag` per row `(name, kind, default, help[, metavar])`; kind: int, float, str, bool (a bare flag or
+    true/false) or list (repeatable)."""
+    for name, kind, default, text, *metavar in rows:
+        kwargs = {"boolean": True} if kind is bool else {"action": "append"} if kind is list else {"type": kind}
+        add_flag(parser, name, default=default, help=text, metavar=metavar[0] if metavar else None, **kwargs)
