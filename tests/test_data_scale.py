@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import dataset_root
+from conftest import assert_one_line_error, dataset_root, run_cli
 
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 from actok.data import stats as stats_module
@@ -193,3 +193,44 @@ def test_fast_fit_in_blocks_gives_the_same_tokenizer_file(tmp_path, monkeypatch)
     case = GOLDEN["pusht-default"]
     folder = create_tokenizer("fast").fit(build(case).train).save(tmp_path / "fast")
     assert hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()[:24] == case["fast_tokenizer_json"]
+
+
+# ------------------------------------------------------------------ command line
+def test_train_max_chunks_caps_the_fitted_chunks(tmp_path, capsys):
+    out = tmp_path / "tok"
+    args = [
+        "train",
+        "--root",
+        dataset_root("pusht"),
+        "--tokenizer",
+        "binning",
+        "--max-chunks",
+        500,
+        "--output-dir",
+        out,
+    ]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["num_training_chunks"] == 500 and metadata["max_chunks"] == 500
+    assert "on 500 action chunks" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--engine", "spark"], "unknown engine 'spark'; choose one of: local, ray"),
+        (["train", "--ray-address", "auto"], "--ray-address only applies with --engine ray"),
+        (["train", "--max-chunks", "0"], "max_chunks must be an integer >= 1, got 0"),
+        (
+            ["check", "--action-tokenizer-path", ".", "--engine", "ray", "--ray-address", "no way"],
+            "invalid Ray address",
+        ),
+    ],
+)
+def test_engine_and_cap_flags_refuse_bad_values_on_one_line(args, message, capsys, tmp_path):
+    root = dataset_root("pusht")
+    code, _, err = run_cli(
+        [*args, "--root", root, *(["--output-dir", tmp_path / "t"] if args[0] == "train" else [])], capsys
+    )
+    assert_one_line_error(code, err, message)

@@ -49,6 +49,7 @@ from actok.data.lerobot import LeRobotDatasetReader
 from actok.data.normalize import NormalizationMode, Normalizer
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
 from actok.errors import ActokError
+from actok.executor import check_engine
 
 PROFILE_FILE = "fit_profile.json"
 
@@ -410,6 +411,7 @@ def check_dataset(
     fit-time profile. `sample_fraction` of the chunks of every episode are used (LeRobot's per-episode sampling),
     `max_chunks` keeps a `seed`ed random subset of those (`engine`/`ray_address` as in `build_chunks`). Returns `compare`'s dict plus the dataset, the `serving`
     profile (with the share of chunks longer than the fit-time `max_token_len`) and the `fit` baseline."""
+    check_engine(engine, ray_address)
     path = Path(path)
     if not path.is_dir():
         raise ActokError(f"tokenizer folder {path} does not exist")

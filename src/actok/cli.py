@@ -21,9 +21,9 @@ from pathlib import Path
 from actok import __version__, bench
 from actok.bench.sweep import SHARED_PARAMS, tokenizer_names, tokenizer_params
 from actok.check import check_dataset, format_report
-from actok.cli_args import OneLineParser, add_flag, add_flags
+from actok.cli_args import ENGINE_FLAGS, OneLineParser, add_flag, add_flags, engine_options
 from actok.errors import ActokError
-from actok.executor import ENGINES, check_engine
+from actok.executor import check_engine
 from actok.outputs import check_output_location, output_lock
 from actok.tokenizers import available_tokenizers, create_tokenizer, tokenizer_extra
 from actok.train import describe_compression, describe_training, train_tokenizer
@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _output_dir(args.output_dir)
     output = Path(args.output_dir or f"./{name}_tokenizer_{reader.repo_id.replace('/', '_')}")
     show = lambda chunks: print(describe_training(reader, tokenizer, chunks))  # noqa: E731 - before fitting
-    result = train_tokenizer(reader, tokenizer, config, output, args.overwrite, on_chunks=show)
+    result = train_tokenizer(reader, tokenizer, config, output, args.overwrite, show, **engine_options(args))
     print("✓ Tokenizer training complete!")
     print(describe_compression(result))
     print(f"\n✅ Saved {name} tokenizer to {output}")
@@ -91,8 +91,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_report_free(output, args.overwrite)
     with output_lock(output):
         with BenchConsole(cells) as console:
-            engine = {"engine": args.engine, "ray_address": args.ray_address}
-            run = bench.execute(cells, args.output_dir, **engine, on_outcome=console.show)
+            run = bench.execute(cells, args.output_dir, **engine_options(args), on_outcome=console.show)
         if run.skipped:
             print(f"{len(run.skipped)} cell(s) skipped:\n  " + "\n  ".join(run.skipped))
         if args.report:
@@ -110,9 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ActokError(f"seed must be an integer >= 0, got {args.seed}")
     reader = _datasets(args)[0].reader()
-    report = check_dataset(
-        args.action_tokenizer_path, reader, args.sample_fraction, args.max_chunks, args.seed, progress=True
-    )
+    path, options = args.action_tokenizer_path, engine_options(args)
+    report = check_dataset(path, reader, args.sample_fraction, args.max_chunks, args.seed, progress=True, **options)
     print(json.dumps(report) if args.json else format_report(report))
     return 1 if report["verdict"] == "drift" else 0
 
@@ -164,6 +162,8 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     add_flags(
         p,
         ("output_dir", str, None, "where to save (default ./{tokenizer}_tokenizer_{repo_id})"),
+        ("max_chunks", int, None, "fit on a seeded uniform subset of at most N training chunks (default all)"),
+        *ENGINE_FLAGS,
         ("overwrite", bool, False, "replace an existing output folder"),
     )
 
@@ -183,8 +183,7 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
         ("report", bool, False, "also write report.md/report.html into --output-dir"),
         ("overwrite", bool, False, "with --report: replace an existing report"),
         ("force", bool, False, "benchmark a saved tokenizer even if its pipeline differs"),
-        ("engine", str, "local", f"where the cells run: {' or '.join(ENGINES)} (Ray tasks; needs actok[ray])"),
-        ("ray_address", str, None, "with --engine ray: the cluster to join (default: a new local Ray instance)"),
+        *ENGINE_FLAGS,
     )
 
 
@@ -207,6 +206,7 @@ def _check_flags(p: argparse.ArgumentParser) -> None:
         ("max_chunks", int, None, "check a random subset of at most N chunks (default all)"),
         ("seed", int, 0, "seed of the --max-chunks subset"),
         ("json", bool, False, "print one JSON object instead of the table"),
+        *ENGINE_FLAGS,
     )
 
 

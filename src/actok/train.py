@@ -23,6 +23,7 @@ from actok.data.chunks import dims_to_spec
 from actok.data.lerobot import LeRobotDatasetReader
 from actok.data.normalize import NormalizationMode
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
+from actok.executor import check_engine
 from actok.outputs import check_output_location, check_replaceable_folder, output_lock, write_folder_atomically
 from actok.tokenizers import create_tokenizer
 from actok.tokenizers.base import ActionTokenizer
@@ -70,22 +71,27 @@ def train_tokenizer(
     output_dir: str | Path,
     overwrite: bool = False,
     on_chunks: Callable[[ChunkSet], None] | None = None,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> TrainResult:
     """Cut the episodes of `dataset` (a reader or a LeRobot dataset folder) into chunks (`config`), fit the
     unfitted `tokenizer` (an instance or a registered name, default parameters) on the training episodes
     (early-stopping on the held-out ones when it can), profile it and write its folder to `output_dir`.
 
-    `on_chunks(chunks)` is called once the chunks exist, before fitting (the CLI prints its summary there).
+    `on_chunks(chunks)` is called once the chunks exist, before fitting (the CLI prints its summary there);
+    `engine`/`ray_address` choose where the dataset is read and chunked (`build_chunks`).
     Raises `ActokError` for bad settings, data or output location before anything is written.
     E.g. `train_tokenizer("src/actok/example_data/pusht", "fast", ChunkConfig(), "fast_pusht").codec`."""
     config.validate()
+    check_engine(engine, ray_address)
     reader = dataset if isinstance(dataset, LeRobotDatasetReader) else LeRobotDatasetReader(Path(dataset))
     tokenizer = create_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     output = Path(output_dir)
     check_output_location(output, [reader.root])
     with output_lock(output):
         check_replaceable_folder(output, overwrite)
-        chunks = build_chunks(reader, config)
+        chunks = build_chunks(reader, config, engine=engine, ray_address=ray_address)
         if on_chunks is not None:
             on_chunks(chunks)
         tokenizer = fit_tokenizer(tokenizer, chunks)

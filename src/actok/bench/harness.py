@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from actok import __version__
-from actok.bench.cells import BenchSettings, Cell, DatasetSpec, TokenizerSpec, saved_pipeline
+from actok.bench.cells import BenchSettings, Cell, DatasetSpec, TokenizerSpec
 from actok.bench.metrics import dct_coefficient_variances
 from actok.bench.result import BenchResult
 from actok.bench.runner import benchmark_tokenizer, results_filename
-from actok.codec import PIPELINE_FILE
+from actok.codec import PIPELINE_FILE, read_spec
 from actok.data.chunks import dims_to_spec
-from actok.data.normalize import Normalizer
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
 from actok.errors import ActokError
 from actok.executor import run_grid
@@ -216,41 +215,28 @@ def _prepared(
     return chunks, dct_coefficient_variances(chunks.train), DatasetSummary.of(dataset, chunks)
 
 
-def pipeline_mismatches(saved: dict, chunks: ChunkSet) -> list[str]:
-    """How the chunks' pipeline differs from a saved tokenizer's (`pipeline.json`): horizon, dims, delta dims,
-    normalization mode, each as `"key: tokenizer has X, requested Y"`."""
-    current = chunks.pipeline_dict()
-    out = [
-        f"{key}: tokenizer has {saved.get(key)!r}, requested {current[key]!r}"
-        for key in ("action_horizon", "encoded_dims", "delta_dims")
-        if saved.get(key) != current[key]
-    ]
-    theirs, ours = saved["normalization"]["mode"], current["normalization"]["mode"]
-    if theirs != ours:
-        out.append(f"normalization_mode: tokenizer has {theirs}, requested {ours}")
-    return out
-
-
 def _in_saved_space(chunks: ChunkSet, folder: str, force: bool) -> ChunkSet:
     """`chunks` checked against the pipeline of the saved tokenizer in `folder` (refused when it differs, unless
     `force`) and normalized with its recorded statistics: scored in the space the tokenizer was trained in."""
-    pipeline = saved_pipeline(folder)
-    if pipeline is None:
+    path = Path(folder) / PIPELINE_FILE
+    if not path.is_file():
         return chunks
-    problems = pipeline_mismatches(pipeline, chunks)
+    saved = read_spec(path)
+    problems = saved.mismatches(chunks.spec)
     if problems and not force:
         raise ActokError(
             f"the saved tokenizer's pipeline differs from the requested one ({'; '.join(problems)}); "
             "pass --force to benchmark anyway"
         )
-    normalizer = Normalizer.from_dict(pipeline["normalization"])
+    normalizer = saved.normalizer
     if any(len(v) != len(chunks.encoded_dims) for v in normalizer.stats.values()):
         return chunks  # a forced run on other dims: the saved stats do not fit, the computed ones are kept
     return dataclasses.replace(
         chunks,
         config=dataclasses.replace(chunks.config, normalization_mode=normalizer.mode.value),  # what the result says
-        normalizer=normalizer,
-        stats_source=dict.fromkeys(normalizer.stats, str(Path(folder) / PIPELINE_FILE)),
+        spec=dataclasses.replace(
+            chunks.spec, normalizer=normalizer, stats_source=dict.fromkeys(normalizer.stats, str(path))
+        ),
         train=normalizer.normalize(chunks.train_raw),
         holdout=normalizer.normalize(chunks.holdout_raw),
     )

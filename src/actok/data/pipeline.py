@@ -127,10 +127,6 @@ class ChunkSet:
     def normalizer(self) -> Normalizer:
         return self.spec.normalizer
 
-    @normalizer.setter
-    def normalizer(self, normalizer: Normalizer) -> None:
-        self.spec = replace(self.spec, normalizer=normalizer)
-
     def pipeline_dict(self) -> dict:
         """What a saved tokenizer records so raw actions can be encoded and decoded end to end."""
         return self.spec.to_dict()
