@@ -80,6 +80,7 @@ def test_max_chunks_is_a_seeded_uniform_subset_of_each_split(readers):
         keep = np.sort(np.random.default_rng(7 + split).choice(len(full), size=300, replace=False))
         assert np.array_equal(part, full[keep])
     assert capped.train_episodes == whole.train_episodes
+    assert f"max_chunks 300: kept 300 of the {len(whole.train_raw)} sampled training chunks" in capped.notes
     big = build_chunks(readers["pusht"], ChunkConfig(max_chunks=10**9, **config))
     assert np.array_equal(big.train_raw, whole.train_raw) and np.array_equal(big.holdout, whole.holdout)
 

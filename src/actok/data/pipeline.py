@@ -284,6 +284,7 @@ class ChunkPlan:
     hold_ids: list[int]
     skipped: list[int]
     sizes: tuple[int, int]  # chunks kept in the train and held-out splits
+    sampled: tuple[int, int]  # chunks sampled in each split, before the max_chunks cap
     num_frames: int
     train_frames: int
 
@@ -307,9 +308,10 @@ def plan_chunks(table: EpisodeTable, config: ChunkConfig) -> ChunkPlan:
     counts = dict(zip(eligible, sampled, strict=True))
     train_ids, hold_ids = split_episodes(eligible, float(config.holdout_fraction), int(config.seed))
     plans: dict[int, EpisodePlan | None] = dict.fromkeys(index.tolist())
-    sizes = []
+    sizes, sampled_sizes = [], []
     for split, ids in enumerate((train_ids, hold_ids)):
         split_counts = np.array([counts[i] for i in ids], dtype=np.int64)
+        sampled_sizes.append(int(split_counts.sum()))
         keeps = _cap(split_counts, config.max_chunks, np.random.default_rng(int(config.seed) + split))
         kept = np.array([c if k is None else len(k) for c, k in zip(split_counts, keeps, strict=True)], np.int64)
         offsets = np.concatenate([[0], np.cumsum(kept)]).tolist()
@@ -324,6 +326,7 @@ def plan_chunks(table: EpisodeTable, config: ChunkConfig) -> ChunkPlan:
         hold_ids=hold_ids,
         skipped=index[~long_enough].tolist(),
         sizes=(sizes[0], sizes[1]),
+        sampled=(sampled_sizes[0], sampled_sizes[1]),
         num_frames=int(length.sum()),
         train_frames=sum(lengths[i] for i in train_ids),
     )
@@ -387,6 +390,9 @@ def build_chunks(
         read_on_ray(reader, layout, plan, out, ray_address)
     train_raw, holdout_raw = out.arrays
     normalizer, sources, notes = _fit_normalizer(mode, layout, wanted, stats, train_raw)
+    for name, kept, sampled in zip(("training", "held-out"), plan.sizes, plan.sampled, strict=True):
+        if kept < sampled:
+            notes.append(f"max_chunks {config.max_chunks}: kept {kept} of the {sampled} sampled {name} chunks")
     if (
         config.clip_encoded_dims
         and config.encoded_dims is not None
