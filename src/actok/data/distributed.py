@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -16,12 +17,17 @@ from actok.data.stats import FrameStats
 from actok.errors import ActokError
 from actok.executor import ray_session, unwrap_error
 
+if TYPE_CHECKING:  # pipeline imports this module when engine="ray"
+    from actok.data.pipeline import ChunkArrays, ChunkPlan, EpisodePlan, Layout
+
 _EMPTY = pa.table({"index": pa.array([], pa.int64()), "part": pa.array([], pa.binary())})
 
 
-def chunk_episode_group(group: pa.Table, layout, plans: dict, order_col: str, stats_spec: tuple | None) -> pa.Table:
+def chunk_episode_group(
+    group: pa.Table, layout: Layout, plans: dict[int, EpisodePlan | None], order_col: str, stats_spec: tuple | None
+) -> pa.Table:
     """One episode's rows (any order) -> one row: its index and the pickled (chunks `[n, H, D]` or None, its
-    `FrameStats` or None). Runs on a Ray worker; `layout`/`plans` are `pipeline.Layout`/`EpisodePlan`s."""
+    `FrameStats` or None). Runs on a Ray worker; `stats_spec` is `(names, exact)` of the statistics to take."""
     from actok.data.pipeline import episode_part
 
     index = int(group.column("episode_index")[0].as_py())
@@ -44,8 +50,10 @@ def chunk_episode_group(group: pa.Table, layout, plans: dict, order_col: str, st
     return pa.table({"index": [index], "part": [pickle.dumps((chunks, stats))]})
 
 
-def read_on_ray(reader: LeRobotDatasetReader, layout, plan, out, ray_address: str | None) -> None:
-    """Fill `out` (`pipeline._Chunks`) with the chunks and statistics of `plan`'s episodes, read and cut by Ray."""
+def read_on_ray(
+    reader: LeRobotDatasetReader, layout: Layout, plan: ChunkPlan, out: ChunkArrays, ray_address: str | None
+) -> None:
+    """Fill `out` with the chunks and statistics of `plan`'s episodes, read and cut by Ray."""
     order_col = reader.frame_key()
     if order_col is None or "episode_index" not in reader.columns:
         raise ActokError(

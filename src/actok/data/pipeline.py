@@ -332,7 +332,7 @@ def plan_chunks(table: EpisodeTable, config: ChunkConfig) -> ChunkPlan:
     )
 
 
-class _Chunks:
+class ChunkArrays:
     """The two splits' chunk arrays `[N, H, D]`, filled episode by episode, and the frame statistics merged in."""
 
     def __init__(self, plan: ChunkPlan, layout: Layout, dtype: np.dtype, stats: FrameStats | None):
@@ -352,7 +352,7 @@ class _Chunks:
             self.stats.merge(stats)
 
 
-def _read_local(reader: LeRobotDatasetReader, layout: Layout, plan: ChunkPlan, out: _Chunks) -> None:
+def _read_local(reader: LeRobotDatasetReader, layout: Layout, plan: ChunkPlan, out: ChunkArrays) -> None:
     """File by file: the needed columns of the files that hold the planned episodes, one file in memory at a time."""
     wanted = None if len(plan.episodes) == len(reader.episode_table().index) else set(plan.episodes)
     for number in plan.files:
@@ -381,7 +381,7 @@ def build_chunks(
         dtype_size = reader.column_width("action")[1].itemsize
         exact = plan.train_frames * len(wanted.columns) * dtype_size <= stats_module.EXACT_STATS_BYTES
         stats = FrameStats(len(wanted.columns), wanted.missing, exact)
-    out = _Chunks(plan, layout, reader.column_width("action")[1], stats)
+    out = ChunkArrays(plan, layout, reader.column_width("action")[1], stats)
     if engine == "local":
         _read_local(reader, layout, plan, out)
     else:
