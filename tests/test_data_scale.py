@@ -235,3 +235,33 @@ def test_engine_and_cap_flags_refuse_bad_values_on_one_line(args, message, capsy
         [*args, "--root", root, *(["--output-dir", tmp_path / "t"] if args[0] == "train" else [])], capsys
     )
     assert_one_line_error(code, err, message)
+
+
+# ------------------------------------------------------------------ PipelineSpec
+def test_pipeline_spec_round_trips_applies_and_names_its_differences(pusht_chunks, g1_chunks):
+    from actok.data.spec import PipelineSpec
+
+    spec = g1_chunks.spec
+    assert spec.delta_positions == list(range(14))
+    again = PipelineSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again.to_dict() == spec.to_dict()
+    assert np.array_equal(pusht_chunks.spec.apply(pusht_chunks.train_raw), pusht_chunks.train)
+    raw = g1_chunks.train_raw[:5]
+    state = np.random.default_rng(0).normal(size=(5, 26))
+    absolute = raw.astype(np.float64).copy()
+    absolute[:, :, :14] += state[:, None, :14]
+    assert np.allclose(spec.apply(absolute, state), g1_chunks.train[:5])
+    assert np.allclose(spec.restore(spec.apply(absolute, state), state), np.clip(absolute, *_clip_bounds(spec, state)))
+    assert pusht_chunks.spec.mismatches(spec) == [
+        "action_horizon: tokenizer has 10, requested 30",
+        "encoded_dims: tokenizer has '0:2', requested '0:26'",
+        f"delta_dims: tokenizer has None, requested {','.join(map(str, range(14)))!r}",
+    ]
+    old = {k: v for k, v in pusht_chunks.pipeline_dict().items() if k not in ("state_key", "stats_source")}
+    assert PipelineSpec.from_dict(old).state_key == "observation.state"  # files of older actok load
+
+
+def _clip_bounds(spec, state):
+    """The raw values QUANTILES clips to, per chunk `[N, 1, D]`: q01/q99 shifted back by the delta offset."""
+    offset = spec.state_offset(state, len(state))[:, None, :]
+    return spec.normalizer.stats["q01"] + offset, spec.normalizer.stats["q99"] + offset

@@ -25,7 +25,7 @@ from actok.data.chunks import (
 )
 from actok.data.lerobot import Episode, EpisodeTable, LeRobotDatasetReader
 from actok.data.normalize import QUANTILE_LEVELS, NormalizationMode, Normalizer, compute_stats
-from actok.data.spec import PipelineSpec
+from actok.data.spec import PipelineSpec, delta_positions
 from actok.data.stats import FrameStats
 from actok.errors import ActokError
 from actok.executor import check_engine
@@ -174,10 +174,10 @@ class Layout:
     delta: list[int]
     state_key: str | None
     stats_cols: list[int]
+    delta_positions: list[int] = field(init=False, compare=False)
 
-    @property
-    def delta_positions(self) -> list[int]:
-        return [i for i, d in enumerate(self.encoded) if d in set(self.delta)]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delta_positions", delta_positions(self.encoded, self.delta))
 
 
 @dataclass(frozen=True)

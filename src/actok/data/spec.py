@@ -34,6 +34,12 @@ _FIELDS = {
 _ORDERED = (("min", "max"), ("q01", "q99"), ("q10", "q90"))
 
 
+def delta_positions(encoded_dims: list[int], delta_dims: list[int]) -> list[int]:
+    """Positions within the encoded dims that the delta transform touches."""
+    delta = set(delta_dims)
+    return [i for i, d in enumerate(encoded_dims) if d in delta]
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """Chunks `[N, H, D]`: H = `horizon` frames of the `encoded_dims` (indices into the `action_dim`-wide action),
@@ -50,9 +56,7 @@ class PipelineSpec:
     delta_positions: list[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        delta = set(self.delta_dims)
-        # Positions within the encoded dims that the delta transform touches, computed once.
-        object.__setattr__(self, "delta_positions", [i for i, d in enumerate(self.encoded_dims) if d in delta])
+        object.__setattr__(self, "delta_positions", delta_positions(self.encoded_dims, self.delta_dims))
 
     def to_dict(self) -> dict[str, Any]:
         """The `pipeline.json` object."""
