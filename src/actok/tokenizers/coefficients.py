@@ -382,6 +382,7 @@ class CoefficientTokenizer(ActionTokenizer):
         on a code point whose bytes the BPE vocabulary has no symbols for. The same count whatever `clip` is (with
         clip=False, those above the range are spelled with byte tokens instead, or dropped as the reference does)."""
         chunks = self._input(chunks)
+        self._check_fitted_state()
         return self.codec.code_points(self.transform(chunks), self.clip)[1]
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
