@@ -108,7 +108,8 @@ def main() -> None:
     one_thread["decode"] = best_of(lambda: tok.decode(ids), args.repeats)[1]
     del os.environ["ACTOK_NUM_THREADS"]
     library = copy.copy(tok)
-    library._encode_tables = None  # actok's batch encode through the tokenizers library
+    library.codec = copy.copy(tok.codec)
+    library.codec.encode_tables = None  # actok's batch encode through the tokenizers library
     lib_ids, lib_enc_s = best_of(lambda: library.encode(sample), args.repeats)
     assert lib_ids == ids
 
@@ -117,7 +118,7 @@ def main() -> None:
         f"baseline BPE calls through: {'transformers PreTrainedTokenizerFast (as the reference)' if wrapper else 'tokenizers.Tokenizer'}"
     )
     print(f"{reader.root.name}: H=30, D=26, {n} chunks, mean {np.mean([len(s) for s in ids]):.1f} tokens/chunk")
-    print(f"actok threads: {_fast_kernels.num_threads()} (compiled loops: {tok._encode_tables is not None})")
+    print(f"actok threads: {_fast_kernels.num_threads()} (compiled loops: {tok.codec.encode_tables is not None})")
     rows = [
         ("encode", base_enc_s, enc_s, 20),
         ("decode", base_dec_s, dec_s, 10),

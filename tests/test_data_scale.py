@@ -188,9 +188,9 @@ def test_ray_engine_gives_the_local_chunks_and_statistics(readers, copy_dataset)
 
 def test_fast_fit_in_blocks_gives_the_same_tokenizer_file(tmp_path, monkeypatch):
     """FAST makes its BPE training strings block by block (bounded memory on a million chunks): same file."""
-    import actok.tokenizers.fast as fast
+    import actok.tokenizers.coefficients as coefficients
 
-    monkeypatch.setattr(fast, "FIT_BLOCK", 1000)
+    monkeypatch.setattr(coefficients, "FIT_BLOCK", 1000)
     case = GOLDEN["pusht-default"]
     folder = create_tokenizer("fast").fit(build(case).train).save(tmp_path / "fast")
     assert hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()[:24] == case["fast_tokenizer_json"]

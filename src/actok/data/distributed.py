@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from actok.data.layout import ChunkArrays, ChunkPlan, EpisodePlan, Layout, episode_part
 from actok.data.lerobot import Episode, LeRobotDatasetReader, list_column_to_numpy
 from actok.data.stats import FrameStats
 from actok.errors import ActokError
 from actok.executor import ray_session, unwrap_error
-
-if TYPE_CHECKING:  # pipeline imports this module when engine="ray"
-    from actok.data.pipeline import ChunkArrays, ChunkPlan, EpisodePlan, Layout
 
 _EMPTY = pa.table({"index": pa.array([], pa.int64()), "part": pa.array([], pa.binary())})
 
@@ -28,8 +25,6 @@ def chunk_episode_group(
 ) -> pa.Table:
     """One episode's rows (any order) -> one row: its index and the pickled (chunks `[n, H, D]` or None, its
     `FrameStats` or None). Runs on a Ray worker; `stats_spec` is `(names, exact)` of the statistics to take."""
-    from actok.data.pipeline import episode_part
-
     index = int(group.column("episode_index")[0].as_py())
     if index not in plans:  # beyond max_episodes, in a file that holds planned episodes
         return _EMPTY

@@ -17,15 +17,14 @@ import numpy as np
 from actok.data import stats as stats_module
 from actok.data.chunks import (
     dims_to_spec,
-    episode_chunks,
     parse_delta_dims,
     parse_dims_spec,
     parse_encoded_dims,
-    sample_chunk_starts,
 )
-from actok.data.lerobot import Episode, EpisodeTable, LeRobotDatasetReader
+from actok.data.layout import ChunkArrays, ChunkPlan, EpisodePlan, Layout, episode_part
+from actok.data.lerobot import EpisodeTable, LeRobotDatasetReader
 from actok.data.normalize import QUANTILE_LEVELS, NormalizationMode, Normalizer, compute_stats
-from actok.data.spec import PipelineSpec, delta_positions
+from actok.data.spec import PipelineSpec
 from actok.data.stats import FrameStats
 from actok.errors import ActokError
 from actok.executor import check_engine
@@ -138,16 +137,6 @@ class ChunkSet:
         return out
 
 
-def _check_finite(episode: Episode, array: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ActokError(
-            f"non-finite {name} value ({array[row, col]}) in episode {episode.index}, "
-            f"frame {int(episode.frame_index[row])}, dim {col}"
-        )
-
-
 def split_episodes(indices: list[int], holdout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Seeded episode-level split -> (train, held-out), each sorted. At least one episode on each side
     whenever `holdout_fraction > 0` and there are two or more episodes."""
@@ -158,66 +147,6 @@ def split_episodes(indices: list[int], holdout_fraction: float, seed: int) -> tu
     hold = sorted(indices[i] for i in perm[:n_hold])
     held = set(hold)
     return [i for i in indices if i not in held], hold
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one episode becomes chunks, and which of its frames feed the statistics (picklable, for Ray workers).
-
-    `encoded`/`delta` index the action; `state_key` is read only with the delta transform; `stats_cols` are the
-    action columns whose frame statistics are computed from the training episodes (none when the dataset has them)."""
-
-    horizon: int
-    sample_fraction: float
-    action_dim: int
-    encoded: list[int]
-    delta: list[int]
-    state_key: str | None
-    stats_cols: list[int]
-    delta_positions: list[int] = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "delta_positions", delta_positions(self.encoded, self.delta))
-
-
-@dataclass(frozen=True)
-class EpisodePlan:
-    """One chunked episode: its position in the dataset's episode order (seeds its sampling), its split (0 train,
-    1 held out), where its chunks go in that split's array, and which of its sampled chunks are kept (None: all)."""
-
-    position: int
-    split: int
-    offset: int
-    count: int  # chunks kept
-    keep: np.ndarray | None
-
-
-def episode_part(
-    ep: Episode, layout: Layout, plan: EpisodePlan | None, stats: FrameStats | None, out: np.ndarray | None = None
-) -> np.ndarray | None:
-    """Check one episode and cut its kept chunks `[n, H, D]` (into `out` when given; None for an episode too short
-    to chunk); a training episode's `stats_cols` frames go to `stats`."""
-    _check_finite(ep, ep.action, "action")
-    if layout.delta:
-        _check_finite(ep, ep.state[:, layout.delta], layout.state_key)
-    if plan is None:
-        return None
-    starts = sample_chunk_starts(len(ep) - layout.horizon + 1, layout.sample_fraction, plan.position)
-    if plan.keep is not None:
-        starts = starts[plan.keep]
-    if stats is not None and plan.split == 0:
-        stats.add(ep.action[:, layout.stats_cols], key=plan.position)
-    delta_pos = layout.delta_positions
-    # Selecting the encoded dims first is equivalent (the delta transform is per dim) and cheaper.
-    if layout.encoded == list(range(layout.action_dim)):
-        return episode_chunks(ep.action, ep.state, layout.horizon, starts, delta_pos, out=out)
-    state = None
-    if delta_pos:
-        # The state laid out like the encoded action: delta dims in their positions, zeros elsewhere. Only the
-        # delta columns are read, so a state narrower than the action (e.g. arm joints only) works.
-        state = np.zeros((len(ep), len(layout.encoded)), dtype=ep.action.dtype)
-        state[:, delta_pos] = ep.state[:, [layout.encoded[p] for p in delta_pos]]
-    return episode_chunks(ep.action[:, layout.encoded], state, layout.horizon, starts, delta_pos, out=out)
 
 
 def _layout(reader: LeRobotDatasetReader, config: ChunkConfig) -> Layout:
@@ -273,22 +202,6 @@ def _cap(counts: np.ndarray, max_chunks: int | None, rng: np.random.Generator) -
     return [keep[a:b] - s for a, b, s in zip(bounds[:-1], bounds[1:], starts, strict=True)]
 
 
-@dataclass
-class ChunkPlan:
-    """Which episodes are read and where their chunks go: `episodes` maps every episode index to read (the first
-    `max_episodes`) to its `EpisodePlan`, or None when it is shorter than the horizon."""
-
-    episodes: dict[int, EpisodePlan | None]
-    files: list[int]
-    train_ids: list[int]
-    hold_ids: list[int]
-    skipped: list[int]
-    sizes: tuple[int, int]  # chunks kept in the train and held-out splits
-    sampled: tuple[int, int]  # chunks sampled in each split, before the max_chunks cap
-    num_frames: int
-    train_frames: int
-
-
 def plan_chunks(table: EpisodeTable, config: ChunkConfig) -> ChunkPlan:
     """Split the episodes and count, per episode, the chunks kept (LeRobot's per-episode seeded sampling, then the
     `max_chunks` cap per split), from the episode table alone."""
@@ -330,26 +243,6 @@ def plan_chunks(table: EpisodeTable, config: ChunkConfig) -> ChunkPlan:
         num_frames=int(length.sum()),
         train_frames=sum(lengths[i] for i in train_ids),
     )
-
-
-class ChunkArrays:
-    """The two splits' chunk arrays `[N, H, D]`, filled episode by episode, and the frame statistics merged in."""
-
-    def __init__(self, plan: ChunkPlan, layout: Layout, dtype: np.dtype, stats: FrameStats | None):
-        self.plan, self.stats = plan, stats
-        self.arrays = [np.empty((n, layout.horizon, len(layout.encoded)), dtype=dtype) for n in plan.sizes]
-
-    def slot(self, index: int) -> np.ndarray | None:
-        """Where episode `index`'s chunks go (None for an episode too short to chunk)."""
-        entry = self.plan.episodes[index]
-        return None if entry is None else self.arrays[entry.split][entry.offset : entry.offset + entry.count]
-
-    def put(self, index: int, chunks: np.ndarray | None, stats: FrameStats | None) -> None:
-        """Store chunks and statistics computed elsewhere (a Ray worker)."""
-        if chunks is not None:
-            self.slot(index)[:] = chunks
-        if stats is not None:
-            self.stats.merge(stats)
 
 
 def _read_local(reader: LeRobotDatasetReader, layout: Layout, plan: ChunkPlan, out: ChunkArrays) -> None:

@@ -28,10 +28,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from annotated_types import Interval
 from scipy.fft import idct
-from tokenizers import Tokenizer, models, trainers
+from tokenizers import Tokenizer
 
 from actok.errors import ActokError, ActokWarning
+from actok.tokenizers._bytelevel import symbols_to_strings
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
+from actok.tokenizers.coefficients import SymbolTable, train_bpe
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
@@ -136,17 +138,8 @@ class KLTTokenizer(ActionTokenizer):
                 f"vocab_size {self._vocab_size} is smaller than the coefficient range {span} + 2 at scale "
                 f"{self.scale:g}: use vocab_size >= {span + 2} or a smaller scale"
             )
-        alphabet = [chr(BASE + k) for k in range(span + 1)]  # the last one is the end-of-block symbol
-        self.bpe = Tokenizer(models.BPE())
-        trainer = trainers.BpeTrainer(
-            vocab_size=self._vocab_size,
-            min_frequency=2,
-            show_progress=False,
-            special_tokens=[],
-            initial_alphabet=alphabet,
-            max_token_length=10000,
-        )
-        self.bpe.train_from_iterator(self._strings(q), trainer=trainer)
+        # the alphabet's last symbol is the end-of-block
+        self.bpe = train_bpe(self._strings(q), self._vocab_size, span + 1, first_symbol=BASE, byte_level=False)
         self._prepare()
         return self
 
@@ -168,27 +161,13 @@ class KLTTokenizer(ActionTokenizer):
         coefficients before it. The repair (`relaxed`) decodes the coefficients it can read: up to H·D, with
         unknown ids and end-of-block symbols dropped."""
         n, m, eob = len(batch), horizon * action_dim, self.high - self.low + 1
-        token_row = np.repeat(np.arange(n), batch.lengths)
-        known = (batch.flat >= 0) & (batch.flat < self._n_vocab)
-        safe = np.where(known, batch.flat, 0)
-        sizes = np.where(known, self._token_length[safe], 0)  # symbols per token
-        ends = np.cumsum(sizes)
-        gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(
-            int(ends[-1]) if len(ends) else 0
-        )
-        symbols = self._token_points[gather] - BASE
-        row = np.repeat(token_row, sizes)
-        n_symbols = np.bincount(row, minlength=n)
+        points, row, n_symbols, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
+        symbols = points - BASE
         is_eob = symbols == eob
         last = np.zeros(n, dtype=bool)
         has_symbols = n_symbols > 0
         last[has_symbols] = is_eob[(np.cumsum(n_symbols) - 1)[has_symbols]]
-        valid = (
-            (np.bincount(token_row[~known], minlength=n) == 0)
-            & last
-            & (np.bincount(row[is_eob], minlength=n) == 1)
-            & (n_symbols <= m + 1)
-        )
+        valid = ids_ok & last & (np.bincount(row[is_eob], minlength=n) == 1) & (n_symbols <= m + 1)
         # Each coefficient's index among its row's coefficients (for a valid row: its position before the end).
         coeff = ~is_eob
         per_row = np.bincount(row[coeff], minlength=n)
@@ -215,22 +194,13 @@ class KLTTokenizer(ActionTokenizer):
         q = np.clip(q, self.low, self.high)
         nonzero = q != 0
         stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
-        codes = (q - self.low + BASE).astype("<u4")
-        text = np.ascontiguousarray(codes).tobytes().decode("utf-32-le")
-        width, eob = q.shape[1], chr(BASE + self.high - self.low + 1)
-        return [text[i * width : i * width + int(k)] + eob for i, k in enumerate(stop)]
+        eob = chr(BASE + self.high - self.low + 1)
+        return [text[: int(k)] + eob for text, k in zip(symbols_to_strings(q - self.low + BASE), stop, strict=True)]
 
     def _prepare(self) -> None:
         """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
-        vocab = self.bpe.get_vocab()
+        self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
-        starts, sizes = np.zeros(self._n_vocab, np.int64), np.zeros(self._n_vocab, np.int64)
-        pieces, offset = [""] * self._n_vocab, 0
-        for token, i in sorted(vocab.items(), key=lambda kv: kv[1]):
-            starts[i], sizes[i], pieces[i] = offset, len(token), token
-            offset += len(token)
-        self._token_start, self._token_length = starts, sizes
-        self._token_points = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.int64)
 
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
