@@ -266,8 +266,6 @@ class ActionTokenizer(ABC):
     `encode`, `_decode` and `vocab_size`."""
 
     name: ClassVar[str]
-    #: whether `fit` learns anything beyond the chunk shape (used by docs and the conformance suite)
-    learns_from_data: ClassVar[bool] = True
     #: whether `fit` uses its `validation` chunks (early stopping); the others ignore them
     uses_validation: ClassVar[bool] = False
     #: whether decode can only produce the fitted chunk shape (checked by the decode template)

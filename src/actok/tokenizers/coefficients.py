@@ -393,8 +393,8 @@ class CoefficientTokenizer(ActionTokenizer):
         self._check_fitted_state()
         return self.codec.code_points(self.transform(chunks), self.clip)[1]
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
-        """Bench metrics: the fraction of coefficients outside the fitted range (`count_clipped`: what clip=True
+    def diagnostics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+        """The fraction of coefficients outside the fitted range (`count_clipped`: what clip=True
         moves; with clip=False, what gets longer byte-level tokens instead)."""
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 

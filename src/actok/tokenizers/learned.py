@@ -165,19 +165,7 @@ class LearnedTokenizer(ActionTokenizer):
         """Train on normalized chunks `[N, H, D]`; `validation` (held-out episodes) drives early stopping."""
         chunks = as_chunks(chunks)
         self.check_shape_for_fit(chunks.shape[1], chunks.shape[2])
-        if validation is None or len(validation) == 0:
-            n_val = max(1, round(len(chunks) * self.validation_fraction))
-            if len(chunks) - n_val < 1:
-                raise ActokError(f"need at least 2 chunks to train {self.name}, got {len(chunks)}")
-            chunks, validation = chunks[:-n_val], chunks[-n_val:]
-            source = f"last {n_val} training chunks"
-        else:
-            validation = as_chunks(validation)
-            source = "held-out episodes"
-            if validation.shape[1:] != chunks.shape[1:]:
-                raise ActokError(
-                    f"validation chunks {validation.shape[1:]} differ from training chunks {chunks.shape[1:]}"
-                )
+        chunks, validation, source = self._validation_split(chunks, validation)
         self._set_shape(chunks)
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -243,6 +231,21 @@ class LearnedTokenizer(ActionTokenizer):
                 stacklevel=2,
             )
         return self
+
+    def _validation_split(
+        self, chunks: np.ndarray, validation: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(training chunks, early-stopping chunks, where those come from): the held-out episodes when given, else
+        the last `validation_fraction` of the training chunks."""
+        if validation is None or len(validation) == 0:
+            n_val = max(1, round(len(chunks) * self.validation_fraction))
+            if len(chunks) - n_val < 1:
+                raise ActokError(f"need at least 2 chunks to train {self.name}, got {len(chunks)}")
+            return chunks[:-n_val], chunks[-n_val:], f"last {n_val} training chunks"
+        validation = as_chunks(validation)
+        if validation.shape[1:] != chunks.shape[1:]:
+            raise ActokError(f"validation chunks {validation.shape[1:]} differ from training chunks {chunks.shape[1:]}")
+        return chunks, validation, "held-out episodes"
 
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
         """Normalized chunks `[N, H, D]` -> `tokens_per_chunk` ids per chunk."""
