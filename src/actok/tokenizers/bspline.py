@@ -128,3 +128,7 @@ class BSplineTokenizer(ActionTokenizer):
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
         shape = (self.n_control_points, self.action_dim)
         self.low, self.high = (state_array(directory, state, key, shape) for key in ("low", "high"))
+        with np.errstate(over="ignore"):
+            span = self.high - self.low
+        if not np.isfinite(span).all() or (span < 0).any():
+            raise ActokError(f"{directory}: the bspline state's high - low must be finite and >= 0 in every slot")
