@@ -20,8 +20,8 @@ The transform is orthonormal, so the coefficient quantization error is exactly t
 
 from __future__ import annotations
 
-import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,68 +30,102 @@ from annotated_types import Interval
 from scipy.fft import idct
 from tokenizers import Tokenizer, models, trainers
 
-from actok.errors import ActokError, ActokWarning
+from actok.errors import ActokError
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
 TOKENIZER_FILE = "tokenizer.json"
+BASIS_ARRAYS = ("mean", "basis", "value_low", "value_high")
+SHRINKAGE_GRID = (0.0, 0.5, 0.8, 1.0)  # the weights `shrinkage="auto"` chooses from
+CV_FOLDS = 3
 
 
 def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
-    """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks: a structured transform with
-    only D x D parameters learned, well estimated from few chunks."""
+    """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks `[N, H·D]`: a structured
+    transform with only D x D parameters learned, well estimated from few chunks."""
     dct_basis = idct(np.eye(horizon), axis=0, norm="ortho")  # columns: DCT-II basis vectors
     per_step = centered.reshape(-1, action_dim)
     variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(per_step, rowvar=False)))
     return np.kron(dct_basis, vectors[:, np.argsort(variances)[::-1]])
 
 
-def shrunk_klt_basis(centered: np.ndarray, horizon: int, action_dim: int, shrinkage: float | str) -> np.ndarray:
-    """Eigenvectors (by decreasing variance) of the sample covariance of the flattened chunks, shrunk towards
-    its diagonal in the separable DCT ⊗ PCA basis. With few chunks per coefficient the sample covariance's
-    minor directions are noise that held-out chunks do not follow; `"auto"` uses H·D / (H·D + N)."""
-    n, m = centered.shape
-    alpha = m / (m + n) if shrinkage == "auto" else float(shrinkage)
-    cov = np.atleast_2d(np.cov(centered, rowvar=False))
-    if alpha > 0:
-        prior = separable_basis(centered, horizon, action_dim)
-        target_variances = np.einsum("ij,jk,ki->i", prior.T, cov, prior)
-        cov = (1 - alpha) * cov + alpha * (prior * target_variances) @ prior.T
-    variances, vectors = np.linalg.eigh(cov)
-    return vectors[:, np.argsort(variances)[::-1]]
+def shrunk_bases(centered: np.ndarray, horizon: int, action_dim: int, weights: Sequence[float]) -> list[np.ndarray]:
+    """For each weight alpha, the orthonormal basis `[H·D, H·D]` (columns by decreasing variance) diagonalizing
+    (1 - alpha) x the sample covariance of the flattened chunks `[N, H·D]` + alpha x its diagonal in the separable
+    DCT ⊗ PCA basis. With few chunks per coefficient the sample covariance's minor directions are noise that
+    held-out chunks do not follow; the separable prior has only D x D parameters."""
+    prior = separable_basis(centered, horizon, action_dim)
+    cov = centered.T @ centered / max(len(centered) - 1, 1)
+    target = np.einsum("ij,jk,ki->i", prior.T, cov, prior)  # the prior's coefficient variances
+    bases = []
+    for alpha in weights:
+        if alpha >= 1:  # the prior itself: no eigendecomposition needed
+            bases.append(prior[:, np.argsort(target, kind="stable")[::-1]])
+            continue
+        variances, vectors = np.linalg.eigh((1 - alpha) * cov + alpha * (prior * target) @ prior.T)
+        bases.append(vectors[:, np.argsort(variances)[::-1]])
+    return bases
+
+
+def heldout_rate(train: np.ndarray, test: np.ndarray, bases: Sequence[np.ndarray], step: float) -> np.ndarray:
+    """Gaussian rate (bits) of the held-out flattened chunks `test` `[M, H·D]` in each basis, at the distortion
+    of a uniform quantizer with this step (step² / 12 per coefficient): Σ max(0, log2(variance / θ) / 2) over the
+    coefficients, their variances measured around the training mean. Lower is fewer tokens."""
+    theta = step**2 / 12
+    centered = test - train.mean(axis=0)
+    rates = [np.maximum(0.0, 0.5 * np.log2(((centered @ b) ** 2).mean(axis=0) / theta)).sum() for b in bases]
+    return np.array(rates)
+
+
+def choose_shrinkage(flat: np.ndarray, horizon: int, action_dim: int, scale: float) -> float:
+    """The weight of SHRINKAGE_GRID whose basis gives the lowest held-out rate, by cross-validation over
+    CV_FOLDS contiguous blocks of the chunks (contiguous: chunks of one episode are adjacent and overlap, so a
+    random split would leak). Fewer chunks than folds x 2: the separable basis (1)."""
+    if len(flat) < 2 * CV_FOLDS:
+        return 1.0
+    total = np.zeros(len(SHRINKAGE_GRID))
+    for test in np.array_split(np.arange(len(flat)), CV_FOLDS):
+        train = np.delete(flat, test, axis=0)
+        bases = shrunk_bases(train - train.mean(axis=0), horizon, action_dim, SHRINKAGE_GRID)
+        total += heldout_rate(train, flat[test], bases, 1.0 / scale)
+    return SHRINKAGE_GRID[int(np.argmin(total))]
 
 
 class KLTTokenizer(ActionTokenizer):
-    """KLT + dead-zone quantization + end-of-block + BPE.
+    """Learned orthonormal transform + dead-zone quantization + implicit end of block + BPE.
 
     Args:
         scale: coefficients are multiplied by this before quantization (larger = finer, more tokens).
-        vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 2).
+        vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 1).
         deadzone: half-width of the zero bin in quantization steps (0.5 = plain rounding).
         shrinkage: weight of the separable DCT ⊗ PCA prior in the covariance the basis is computed from (0 = the
-            plain KLT, 1 = the separable transform, "auto" = H·D / (H·D + N)); for datasets with few chunks.
+            plain KLT, 1 = the separable transform, "auto" = chosen by cross-validation on the training chunks).
     """
 
     name = "klt"
     decodes_fitted_shape_only = True
+    every_sequence_decodes = True
     conformance_rmse_bound = 0.05
     conformance_decode_atol = 1e-12
 
     def __init__(
         self,
         scale: Scale = 10.0,
-        vocab_size: Annotated[int, Interval(ge=4, le=MAX_VOCAB)] = 1024,
+        vocab_size: Annotated[int, Interval(ge=3, le=MAX_VOCAB)] = 1024,
         deadzone: Annotated[float, Interval(ge=0.5, lt=1.5)] = 0.7,
-        shrinkage: Annotated[float, Interval(ge=0, le=1)] | Literal["auto"] = 0.0,
+        shrinkage: Annotated[float, Interval(ge=0, le=1)] | Literal["auto"] = "auto",
     ):
         super().__init__()
         self.scale, self._vocab_size, self.deadzone, self.shrinkage = scale, vocab_size, deadzone, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
-        self.low: int | None = None  # smallest / largest quantized coefficient seen in fit
+        self.low: int | None = None  # smallest / largest quantized coefficient seen in fit (the alphabet)
         self.high: int | None = None
+        self.value_low: np.ndarray | None = None  # [D]: each dim's range in the training chunks
+        self.value_high: np.ndarray | None = None
+        self.fitted_shrinkage: float | None = None  # the weight the basis was computed with
         self.bpe: Tokenizer | None = None
 
     @property
@@ -100,16 +134,17 @@ class KLTTokenizer(ActionTokenizer):
 
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> quantized KLT coefficients `[N, H·D]` (int64, not clipped)."""
+        """Chunks `[N, H, D]` -> quantized coefficients `[N, H·D]` (int64, not clipped)."""
         c = (flatten_rows(chunks) - self.mean) @ self.basis * self.scale
         return (np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """Quantized coefficients `[N, H·D]` -> chunks `[N, H, D]` (each value at its bin's reconstruction point:
-        the dead zone's bins are [k + deadzone - 1, k + deadzone) steps, decoded at their midpoint)."""
-        shift = np.sign(q) * (self.deadzone - 0.5)
-        c = (q + shift) / self.scale
-        return (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
+        """Quantized coefficients `[N, H·D]` -> chunks `[N, H, D]`, each coefficient at its bin's reconstruction
+        point (the dead zone's bins are [k + deadzone - 1, k + deadzone) steps, decoded at their midpoint), each
+        value clipped into its dim's range in the training chunks (any coefficients give a chunk in that range)."""
+        c = (q + np.sign(q) * (self.deadzone - 0.5)) / self.scale
+        x = (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
+        return np.clip(x, self.value_low, self.value_high)
 
     # ------------------------------------------------------------- protocol
     def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> KLTTokenizer:
@@ -120,30 +155,25 @@ class KLTTokenizer(ActionTokenizer):
         self._set_shape(chunks)
         flat = flatten_rows(chunks)
         self.mean = flat.mean(axis=0)
-        self.basis = shrunk_klt_basis(flat - self.mean, h, d, self.shrinkage)
-        if n < h * d:
-            warnings.warn(
-                f"klt fitted on {n} chunks for {h * d} coefficients: components past the {n}th are not learned "
-                "from data (held-out error may suffer; use more chunks or a shorter horizon)",
-                ActokWarning,
-                stacklevel=2,
-            )
+        auto = self.shrinkage == "auto"
+        self.fitted_shrinkage = choose_shrinkage(flat, h, d, self.scale) if auto else float(self.shrinkage)
+        self.basis = shrunk_bases(flat - self.mean, h, d, [self.fitted_shrinkage])[0]
+        self.value_low, self.value_high = chunks.min(axis=(0, 1)), chunks.max(axis=(0, 1))
         q = self.quantize(chunks)
         self.low, self.high = int(q.min()), int(q.max())
         span = self.high - self.low + 1
-        if span + 2 > self._vocab_size:
+        if span + 1 > self._vocab_size:
             raise ActokError(
-                f"vocab_size {self._vocab_size} is smaller than the coefficient range {span} + 2 at scale "
-                f"{self.scale:g}: use vocab_size >= {span + 2} or a smaller scale"
+                f"vocab_size {self._vocab_size} is smaller than the coefficient range {span} + 1 at scale "
+                f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
             )
-        alphabet = [chr(BASE + k) for k in range(span + 1)]  # the last one is the end-of-block symbol
         self.bpe = Tokenizer(models.BPE())
         trainer = trainers.BpeTrainer(
             vocab_size=self._vocab_size,
             min_frequency=2,
             show_progress=False,
             special_tokens=[],
-            initial_alphabet=alphabet,
+            initial_alphabet=[chr(BASE + k) for k in range(span)],
             max_token_length=10000,
         )
         self.bpe.train_from_iterator(self._strings(q), trainer=trainer)
@@ -164,45 +194,27 @@ class KLTTokenizer(ActionTokenizer):
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Valid: every id known, the symbols end with the single end-of-block symbol, and there are at most H·D
-        coefficients before it. The repair (`relaxed`) decodes the coefficients it can read: up to H·D, with
-        unknown ids and end-of-block symbols dropped."""
-        n, m, eob = len(batch), horizon * action_dim, self.high - self.low + 1
+        """Every sequence of known ids is valid: its symbols are the coefficients in order, the string's end is
+        the end of block (the coefficients after it are zero), symbols past H·D are ignored. So a prefix decodes
+        to a coarser chunk. Only unknown ids make a row invalid; the repair (`relaxed`) skips them."""
+        n, m = len(batch), horizon * action_dim
         token_row = np.repeat(np.arange(n), batch.lengths)
         known = (batch.flat >= 0) & (batch.flat < self._n_vocab)
         safe = np.where(known, batch.flat, 0)
         sizes = np.where(known, self._token_length[safe], 0)  # symbols per token
         ends = np.cumsum(sizes)
-        gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(
-            int(ends[-1]) if len(ends) else 0
-        )
-        symbols = self._token_points[gather] - BASE
+        total = int(ends[-1]) if len(ends) else 0
+        gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(total)
         row = np.repeat(token_row, sizes)
-        n_symbols = np.bincount(row, minlength=n)
-        is_eob = symbols == eob
-        last = np.zeros(n, dtype=bool)
-        has_symbols = n_symbols > 0
-        last[has_symbols] = is_eob[(np.cumsum(n_symbols) - 1)[has_symbols]]
-        valid = (
-            (np.bincount(token_row[~known], minlength=n) == 0)
-            & last
-            & (np.bincount(row[is_eob], minlength=n) == 1)
-            & (n_symbols <= m + 1)
-        )
-        # Each coefficient's index among its row's coefficients (for a valid row: its position before the end).
-        coeff = ~is_eob
-        per_row = np.bincount(row[coeff], minlength=n)
-        rank = np.cumsum(coeff) - 1 - (np.cumsum(per_row) - per_row)[row]
-        keep = coeff & (rank < m) & (relaxed | valid[row])
+        per_row = np.bincount(row, minlength=n)
+        rank = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)  # position within the row
+        keep = rank < m
         q = np.zeros((n, m), dtype=np.int64)
-        q[row[keep], rank[keep]] = symbols[keep] + self.low
-        return self.dequantize(q), valid
+        q[row[keep], rank[keep]] = self._token_points[gather[keep]] - BASE + self.low
+        return self.dequantize(q), np.bincount(token_row[~known], minlength=n) == 0
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
-        return (
-            f"at most {horizon * action_dim} coefficients followed by the single end-of-block symbol "
-            f"(ids in [0, {self._n_vocab}))"
-        )
+        return f"ids in [0, {self._n_vocab})"
 
     # -------------------------------------------------------------- internals
     def _check_fitted_state(self) -> None:
@@ -210,15 +222,15 @@ class KLTTokenizer(ActionTokenizer):
             raise ActokError("klt tokenizer is not fitted: call fit(chunks) first or load a saved one")
 
     def _strings(self, q: np.ndarray) -> list[str]:
-        """Quantized coefficients -> symbol strings: clipped into the fitted range, trailing zeros dropped, then
-        the end-of-block symbol."""
+        """Quantized coefficients `[N, H·D]` -> symbol strings: clipped into the fitted range, trailing zeros
+        dropped (the string's end is the end of block)."""
         q = np.clip(q, self.low, self.high)
         nonzero = q != 0
         stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
         codes = (q - self.low + BASE).astype("<u4")
         text = np.ascontiguousarray(codes).tobytes().decode("utf-32-le")
-        width, eob = q.shape[1], chr(BASE + self.high - self.low + 1)
-        return [text[i * width : i * width + int(k)] + eob for i, k in enumerate(stop)]
+        width = q.shape[1]
+        return [text[i * width : i * width + int(k)] for i, k in enumerate(stop)]
 
     def _prepare(self) -> None:
         """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
@@ -235,27 +247,41 @@ class KLTTokenizer(ActionTokenizer):
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._check_fitted_state()
-        np.savez(directory / BASIS_FILE, mean=self.mean, basis=self.basis)
+        np.savez(directory / BASIS_FILE, **{name: getattr(self, name) for name in BASIS_ARRAYS})
         self.bpe.save(str(directory / TOKENIZER_FILE))
-        return {"low": self.low, "high": self.high, "basis": BASIS_FILE, "bpe": TOKENIZER_FILE}
+        return {
+            "low": self.low,
+            "high": self.high,
+            "fitted_shrinkage": self.fitted_shrinkage,
+            "basis": BASIS_FILE,
+            "bpe": TOKENIZER_FILE,
+        }
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        fields = {"low": int, "high": int, "basis": Literal[BASIS_FILE], "bpe": Literal[TOKENIZER_FILE]}
+        fields = {
+            "low": int,
+            "high": int,
+            "fitted_shrinkage": Annotated[float, Interval(ge=0, le=1)],
+            "basis": Literal[BASIS_FILE],
+            "bpe": Literal[TOKENIZER_FILE],
+        }
         state = check_fields(directory / CONFIG_FILE, state, fields)
-        self.low, self.high = state["low"], state["high"]
-        if not 0 <= self.high - self.low <= self._vocab_size - 3:
+        self.low, self.high, self.fitted_shrinkage = state["low"], state["high"], state["fitted_shrinkage"]
+        if not 0 <= self.high - self.low <= self._vocab_size - 2:
             raise ActokError(
                 f"{directory / CONFIG_FILE}: state low {self.low} and high {self.high} do not give a coefficient range "
-                f"that fits vocab_size {self._vocab_size} (high >= low, high - low + 3 <= vocab_size)"
+                f"that fits vocab_size {self._vocab_size} (high >= low, high - low + 2 <= vocab_size)"
             )
         for name in (BASIS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise ActokError(f"{directory} is not a complete klt tokenizer: the file {name} is missing")
-        self.mean, self.basis = _read_basis(directory / BASIS_FILE, self.horizon * self.action_dim)
+        arrays = _read_basis(directory / BASIS_FILE, self.horizon, self.action_dim)
+        for name in BASIS_ARRAYS:
+            setattr(self, name, arrays[name])
         path = directory / TOKENIZER_FILE
         self.bpe = read_bpe_file(path)
         vocab = self.bpe.get_vocab()
-        alphabet = {chr(BASE + k) for k in range(self.high - self.low + 2)}
+        alphabet = {chr(BASE + k) for k in range(self.high - self.low + 1)}
         if (
             sorted(vocab.values()) != list(range(len(vocab)))
             or len(vocab) > self._vocab_size
@@ -264,34 +290,41 @@ class KLTTokenizer(ActionTokenizer):
         ):
             raise ActokError(
                 f"{path} is not the BPE fit builds for the klt state in {CONFIG_FILE} (a vocabulary of at most "
-                f"{self._vocab_size} ids over the {len(alphabet)} symbols of coefficients {self.low}..{self.high} "
-                "and the end-of-block)"
+                f"{self._vocab_size} ids over the {len(alphabet)} symbols of coefficients {self.low}..{self.high})"
             )
         self._prepare()
 
 
-def _read_basis(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mean `[H·D]` and orthonormal basis `[H·D, H·D]` in `path`, or `ActokError` saying what is wrong."""
+def _read_basis(path: Path, horizon: int, action_dim: int) -> dict[str, np.ndarray]:
+    """The arrays of BASIS_ARRAYS in `path` (mean `[H·D]`, orthonormal basis `[H·D, H·D]`, each dim's value range
+    `[D]`) as float64, or `ActokError` saying what is wrong."""
     try:
         with open(path, "rb") as file:  # ours to close: np.load leaves a file it fails to read open
             data = np.load(file)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single array")
             with data:
-                arrays = {k: data[k] for k in ("mean", "basis") if k in data.files}
+                arrays = {k: data[k] for k in BASIS_ARRAYS if k in data.files}
     except OSError as exc:
         raise ActokError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
         raise ActokError(f"{path} is not an .npz archive of arrays (as np.savez writes)") from None
-    missing = [k for k in ("mean", "basis") if k not in arrays]
+    missing = [k for k in BASIS_ARRAYS if k not in arrays]
     if missing:
         raise ActokError(f"{path} lacks the array {missing[0]!r}")
-    mean, basis = arrays["mean"], arrays["basis"]
-    if mean.shape != (size,) or basis.shape != (size, size) or mean.dtype.kind != "f" or basis.dtype.kind != "f":
+    size = horizon * action_dim
+    shapes = {"mean": (size,), "basis": (size, size), "value_low": (action_dim,), "value_high": (action_dim,)}
+    wrong = [k for k in BASIS_ARRAYS if arrays[k].shape != shapes[k] or arrays[k].dtype.kind != "f"]
+    if wrong:
         raise ActokError(
-            f"{path} holds a mean {mean.shape} and basis {basis.shape}; the tokenizer's shape needs float arrays "
-            f"({size},) and ({size}, {size})"
+            f"{path} holds a {wrong[0]} of {arrays[wrong[0]].dtype} {arrays[wrong[0]].shape}; the tokenizer's shape "
+            f"needs float arrays mean {shapes['mean']}, basis {shapes['basis']}, value_low and value_high {shapes['value_low']}"
         )
-    if not (np.isfinite(mean).all() and np.allclose(basis.T @ basis, np.eye(size), atol=1e-6)):
-        raise ActokError(f"{path} does not hold a finite mean and an orthonormal basis")
-    return mean, basis
+    arrays = {k: v.astype(np.float64) for k, v in arrays.items()}
+    if not all(np.isfinite(v).all() for v in arrays.values()):
+        raise ActokError(f"{path} holds values that are not finite")
+    if not np.allclose(arrays["basis"].T @ arrays["basis"], np.eye(size), atol=1e-6):
+        raise ActokError(f"{path} does not hold an orthonormal basis")
+    if not (arrays["value_low"] <= arrays["value_high"]).all():
+        raise ActokError(f"{path} holds a value range whose low exceeds its high")
+    return arrays
