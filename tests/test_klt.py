@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,31 @@ def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):
         tok.decode(ids, horizon=11)
     binning = create_tokenizer("binning").fit(pusht_chunks.train)
     assert binning.decode([[0] * 22], horizon=11).shape == (1, 11, 2)
+
+
+@pytest.mark.slow
+def test_autoprocessor_loads_saved_folder_offline(pusht_chunks, tmp_path, monkeypatch):
+    """`save` writes a Hugging Face processor folder: its own processing_klt.py (no actok import), loaded offline
+    with identical ids and decodes, also for sequences that are not encodings."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    folder = tok.save(tmp_path / "klt")
+    imports = [
+        n
+        for n in ast.walk(ast.parse((folder / "processing_klt.py").read_text()))
+        if isinstance(n, ast.ImportFrom | ast.Import)
+    ]
+    assert not [n for n in imports if "actok" in ast.dump(n)]
+    processor = transformers.AutoProcessor.from_pretrained(str(folder), trust_remote_code=True)
+    x = pusht_chunks.holdout
+    ids = tok.encode(x)
+    assert processor(x) == ids
+    np.testing.assert_array_equal(processor.decode(ids), tok.decode(ids))
+    rng = np.random.default_rng(0)
+    noisy = [rng.integers(0, tok.vocab_size + 3, rng.integers(0, 30)).tolist() for _ in range(200)]
+    for policy in ("zeros", "relaxed"):
+        out, valid = processor.decode(noisy, on_invalid=policy, return_valid=True)
+        expected, expected_valid = tok.decode(noisy, on_invalid=policy, return_valid=True)
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(valid, expected_valid)

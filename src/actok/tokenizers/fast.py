@@ -39,13 +39,10 @@ from tokenizers.trainers import BpeTrainer
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import _fast_kernels as _kernels
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
+from actok.tokenizers.hub import BPE_SUBFOLDER, PROCESSOR_CONFIG, TOKENIZER_FILE, write_processor_files
 from actok.tokenizers.params import Scale, VocabSize
 
-PROCESSOR_CONFIG = "processor_config.json"
-TOKENIZER_FILE = "tokenizer.json"
-TOKENIZER_CONFIG = "tokenizer_config.json"
 PROCESSOR_MODULE = "processing_action_tokenizer.py"
-BPE_SUBFOLDER = "bpe_tokenizer"  # where transformers >= 5 writes the BPE files
 SURROGATES = 0xD800  # the first code point byte-level BPE cannot spell (U+D800-DFFF are not characters)
 
 
@@ -404,34 +401,16 @@ class FASTTokenizer(ActionTokenizer):
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._check_bpe()
-        self.bpe.save(str(directory / TOKENIZER_FILE))
-        processor = {
+        fields = {
             "action_dim": self.action_dim,
-            "auto_map": {"AutoProcessor": "processing_action_tokenizer.UniversalActionProcessor"},
             "clip": self.clip,
             "max_token": self.max_token,
             "min_token": self.min_token,
-            "processor_class": "UniversalActionProcessor",
             "scale": self.scale,
             "time_horizon": self.horizon,
             "vocab_size": self._vocab_size,
         }
-        (directory / PROCESSOR_CONFIG).write_text(json.dumps(processor, indent=2) + "\n")
-        tokenizer_config = {
-            "added_tokens_decoder": {},
-            "clean_up_tokenization_spaces": False,
-            "model_max_length": 1000000000000000019884624838656,
-            "processor_class": "UniversalActionProcessor",
-            "tokenizer_class": "PreTrainedTokenizerFast",
-        }
-        (directory / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
-        # transformers >= 5 looks for a non-primary tokenizer in its own subfolder (the flat files above are
-        # the Hub layout older versions and other tools read); writing both loads everywhere without warnings.
-        (directory / BPE_SUBFOLDER).mkdir(exist_ok=True)
-        self.bpe.save(str(directory / BPE_SUBFOLDER / TOKENIZER_FILE))
-        (directory / BPE_SUBFOLDER / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
-        module = Path(__file__).with_name("_hub") / PROCESSOR_MODULE
-        (directory / PROCESSOR_MODULE).write_text(module.read_text())
+        write_processor_files(directory, self.bpe, PROCESSOR_MODULE, "UniversalActionProcessor", fields)
         return {"min_token": self.min_token, "max_token": self.max_token}
 
     @classmethod

@@ -32,11 +32,12 @@ from tokenizers import Tokenizer, models, trainers
 
 from actok.errors import ActokError
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
+from actok.tokenizers.hub import TOKENIZER_FILE, write_processor_files
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
-TOKENIZER_FILE = "tokenizer.json"
+PROCESSOR_MODULE = "processing_klt.py"  # the self-contained Hugging Face processor
 BASIS_ARRAYS = ("mean", "basis", "value_low", "value_high")
 SHRINKAGE_GRID = (0.0, 0.5, 0.8, 1.0)  # the weights `shrinkage="auto"` chooses from
 CV_FOLDS = 3
@@ -248,7 +249,15 @@ class KLTTokenizer(ActionTokenizer):
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._check_fitted_state()
         np.savez(directory / BASIS_FILE, **{name: getattr(self, name) for name in BASIS_ARRAYS})
-        self.bpe.save(str(directory / TOKENIZER_FILE))
+        fields = {
+            "scale": self.scale,
+            "deadzone": self.deadzone,
+            "low": self.low,
+            "high": self.high,
+            "time_horizon": self.horizon,
+            "action_dim": self.action_dim,
+        }
+        write_processor_files(directory, self.bpe, PROCESSOR_MODULE, "KLTActionProcessor", fields)
         return {
             "low": self.low,
             "high": self.high,
