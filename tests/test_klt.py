@@ -13,7 +13,7 @@ from actok.tokenizers.klt import BASE
 
 
 def test_basis_is_orthonormal_and_ordered(pusht_chunks):
-    tok = create_tokenizer("klt", shrinkage=0.0).fit(pusht_chunks.train)
+    tok = create_tokenizer("klt", transform="klt").fit(pusht_chunks.train)
     np.testing.assert_allclose(tok.basis.T @ tok.basis, np.eye(20), atol=1e-10)
     coeff = (pusht_chunks.train.reshape(len(pusht_chunks.train), -1) - tok.mean) @ tok.basis
     assert np.all(np.diff(coeff.var(axis=0)) <= 1e-12)  # decreasing variance: trailing zeros come last
@@ -51,7 +51,7 @@ def test_every_in_vocabulary_sequence_decodes_within_the_training_range(pusht_ch
 
 
 def test_prefixes_decode_coarser_chunks(pusht_chunks):
-    tok = create_tokenizer("klt", shrinkage=0.0).fit(pusht_chunks.train)
+    tok = create_tokenizer("klt", transform="klt").fit(pusht_chunks.train)
     x = pusht_chunks.holdout
     ids = tok.encode(x)
     errors = []
@@ -105,38 +105,57 @@ def test_bad_parameters_and_too_small_vocab(pusht_chunks):
         create_tokenizer("klt", vocab_size=8).fit(pusht_chunks.train)
 
 
-def test_shrinkage_endpoints(pusht_chunks):
-    from actok.tokenizers.klt import separable_basis, shrunk_bases
+def test_transforms_and_shrinkage_endpoints(pusht_chunks):
+    from actok.tokenizers.klt import candidate_bases, dct_basis, separable_basis
 
     x = pusht_chunks.train.reshape(len(pusht_chunks.train), -1)
     centered = x - x.mean(axis=0)
     prior = separable_basis(centered, 10, 2)
     np.testing.assert_allclose(prior.T @ prior, np.eye(20), atol=1e-10)
-    full, separable = shrunk_bases(centered, 10, 2, [0.99, 1.0])
-    # shrinkage 1 is the prior itself; close to 1, the basis spans the same directions
+    full, separable, dct = candidate_bases(centered, 10, 2, [("klt", 0.99), ("separable", 1.0), ("dct", 1.0)])
+    # "separable" is the prior itself; shrinkage close to 1 spans the same directions
     np.testing.assert_allclose(np.abs(separable.T @ prior).max(axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(np.abs(full.T @ prior).max(axis=1), 1.0, atol=1e-2)
-    with pytest.raises(ActokError, match=r"shrinkage must be a finite number in \[0, 1\] or 'auto', got 2"):
+    # "dct" is FAST's transform, coefficients in FAST's (frequency-major) order
+    from scipy.fft import dct as scipy_dct
+
+    np.testing.assert_allclose(
+        centered @ dct, scipy_dct(centered.reshape(-1, 10, 2), axis=1, norm="ortho").reshape(len(x), -1), atol=1e-12
+    )
+    np.testing.assert_array_equal(dct, dct_basis(10, 2))
+    with pytest.raises(ActokError, match=r"shrinkage must be a finite number in \[0, 1\], got 2"):
         create_tokenizer("klt", shrinkage=2)
+    with pytest.raises(ActokError, match=r"transform must be 'auto' or 'klt' or 'separable' or 'dct', got 'pca'"):
+        create_tokenizer("klt", transform="pca")
 
 
-def test_auto_shrinkage_follows_the_amount_of_data(pusht_chunks, readers):
-    """Cross-validation keeps the full KLT where chunks are plenty (pusht: 185 episodes, 20 coefficients) and
-    takes the separable basis where they are few (reachy2: 2 training episodes, 570 coefficients)."""
+def test_auto_transform_follows_the_amount_of_data(pusht_chunks, readers):
+    """Cross-validation keeps the full KLT where chunks are plenty (pusht: 185 episodes, 20 coefficients) and falls
+    back to the DCT where they are few and unlike the held-out episode (reachy2: 2 training episodes, 570
+    coefficients), where a learned basis costs more tokens and more error."""
     from actok.data import ChunkConfig, build_chunks
 
-    assert create_tokenizer("klt").fit(pusht_chunks.train).fitted_shrinkage == 0.0
+    assert create_tokenizer("klt").fit(pusht_chunks.train).fitted_transform == ("klt", 0.0)
     reachy = build_chunks(readers["reachy2_apple_storage"], ChunkConfig(action_horizon=30, sample_fraction=1.0))
     tok = create_tokenizer("klt").fit(reachy.train)
-    assert tok.fitted_shrinkage == 1.0
-    fixed = create_tokenizer("klt", shrinkage=0.0).fit(reachy.train)
+    assert tok.fitted_transform == ("dct", 1.0)
+    learned = create_tokenizer("klt", transform="separable").fit(reachy.train)
 
     def tokens_and_rmse(t):
         ids = t.encode(reachy.holdout)
         return np.mean([len(s) for s in ids]), np.sqrt(np.mean((t.decode(ids) - reachy.holdout) ** 2))
 
-    (auto_tokens, auto_rmse), (full_tokens, full_rmse) = tokens_and_rmse(tok), tokens_and_rmse(fixed)
-    assert auto_tokens < full_tokens and auto_rmse < full_rmse
+    (auto_tokens, auto_rmse), (learned_tokens, learned_rmse) = tokens_and_rmse(tok), tokens_and_rmse(learned)
+    assert auto_tokens < learned_tokens and auto_rmse < learned_rmse
+
+
+def test_cross_validation_folds_cover_the_recording():
+    from actok.tokenizers.klt import cv_folds
+
+    folds = cv_folds(1000, horizon=10)  # 24 blocks of ~42 chunks, 8 per fold
+    assert sorted(np.concatenate(folds).tolist()) == list(range(1000))
+    assert all(f.min() < 100 and f.max() > 900 for f in folds)  # each fold spans the recording
+    assert [len(f) for f in cv_folds(100, horizon=30)] == [34, 33, 33]  # at least 3 blocks
 
 
 def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):

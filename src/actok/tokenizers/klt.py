@@ -39,59 +39,110 @@ BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII co
 BASIS_FILE = "klt_basis.npz"
 PROCESSOR_MODULE = "processing_klt.py"  # the self-contained Hugging Face processor
 BASIS_ARRAYS = ("mean", "basis", "value_low", "value_high")
-SHRINKAGE_GRID = (0.0, 0.5, 0.8, 1.0)  # the weights `shrinkage="auto"` chooses from
+TRANSFORMS = ("auto", "klt", "separable", "dct")
+# What transform="auto" chooses from: (transform, shrinkage) pairs, from the most learned to the least.
+CANDIDATES = (("klt", 0.0), ("klt", 0.5), ("separable", 1.0), ("dct", 1.0))
 CV_FOLDS = 3
+CV_MAX_BLOCKS = 24  # contiguous blocks of chunks, dealt to the folds in turn
+CV_MAX_ROWS = 1000  # chunks per fold side the cross-validation projects (a sample: it estimates averages)
+CV_SCALES = (0.8, 1.25)  # times the scale: two points of each candidate's rate-distortion curve
+MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model assumes (caps a surprise's cost)
+
+
+def dct_basis(horizon: int, action_dim: int) -> np.ndarray:
+    """DCT-II over time for each dim, `[H·D, H·D]` for time-major flattened chunks, columns frequency-major (the
+    order of FAST's coefficients): nothing learned."""
+    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), np.eye(action_dim))
 
 
 def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
     """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks `[N, H·D]`: a structured
     transform with only D x D parameters learned, well estimated from few chunks."""
-    dct_basis = idct(np.eye(horizon), axis=0, norm="ortho")  # columns: DCT-II basis vectors
     per_step = centered.reshape(-1, action_dim)
     variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(per_step, rowvar=False)))
-    return np.kron(dct_basis, vectors[:, np.argsort(variances)[::-1]])
+    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), vectors[:, np.argsort(variances)[::-1]])
 
 
-def shrunk_bases(centered: np.ndarray, horizon: int, action_dim: int, weights: Sequence[float]) -> list[np.ndarray]:
-    """For each weight alpha, the orthonormal basis `[H·D, H·D]` (columns by decreasing variance) diagonalizing
-    (1 - alpha) x the sample covariance of the flattened chunks `[N, H·D]` + alpha x its diagonal in the separable
-    DCT ⊗ PCA basis. With few chunks per coefficient the sample covariance's minor directions are noise that
-    held-out chunks do not follow; the separable prior has only D x D parameters."""
+def candidate_bases(
+    centered: np.ndarray, horizon: int, action_dim: int, candidates: Sequence[tuple[str, float]]
+) -> list[np.ndarray]:
+    """The orthonormal basis `[H·D, H·D]` of each (transform, shrinkage) candidate for the centered flattened chunks
+    `[N, H·D]`. "klt": the eigenvectors (by decreasing variance) of (1 - shrinkage) x the sample covariance +
+    shrinkage x its diagonal in the separable DCT ⊗ PCA basis (with few chunks per coefficient the sample
+    covariance's minor directions are noise held-out chunks do not follow; the separable prior has only D x D
+    parameters); "separable": that prior, by decreasing variance; "dct": `dct_basis`."""
+    if all(kind == "dct" for kind, _ in candidates):
+        return [dct_basis(horizon, action_dim)] * len(candidates)
     prior = separable_basis(centered, horizon, action_dim)
     cov = centered.T @ centered / max(len(centered) - 1, 1)
-    target = np.einsum("ij,jk,ki->i", prior.T, cov, prior)  # the prior's coefficient variances
+    target = (prior * (cov @ prior)).sum(axis=0)  # the prior's coefficient variances
     bases = []
-    for alpha in weights:
-        if alpha >= 1:  # the prior itself: no eigendecomposition needed
+    for kind, alpha in candidates:
+        if kind == "dct":
+            bases.append(dct_basis(horizon, action_dim))
+        elif kind == "separable" or alpha >= 1:  # the prior itself: no eigendecomposition needed
             bases.append(prior[:, np.argsort(target, kind="stable")[::-1]])
-            continue
-        variances, vectors = np.linalg.eigh((1 - alpha) * cov + alpha * (prior * target) @ prior.T)
-        bases.append(vectors[:, np.argsort(variances)[::-1]])
+        else:
+            variances, vectors = np.linalg.eigh((1 - alpha) * cov + alpha * (prior * target) @ prior.T)
+            bases.append(vectors[:, np.argsort(variances)[::-1]])
     return bases
 
 
-def heldout_rate(train: np.ndarray, test: np.ndarray, bases: Sequence[np.ndarray], step: float) -> np.ndarray:
-    """Gaussian rate (bits) of the held-out flattened chunks `test` `[M, H·D]` in each basis, at the distortion
-    of a uniform quantizer with this step (step² / 12 per coefficient): Σ max(0, log2(variance / θ) / 2) over the
-    coefficients, their variances measured around the training mean. Lower is fewer tokens."""
-    theta = step**2 / 12
-    centered = test - train.mean(axis=0)
-    rates = [np.maximum(0.0, 0.5 * np.log2(((centered @ b) ** 2).mean(axis=0) / theta)).sum() for b in bases]
-    return np.array(rates)
+def deadzone_quantize(c: np.ndarray, deadzone: float) -> np.ndarray:
+    """Scaled coefficients -> integers: |c| below `deadzone` -> 0, larger ones rounded down towards zero with the
+    zero bin's edge as the first step (deadzone 0.5: plain rounding)."""
+    return (np.sign(c) * np.floor(np.abs(c) + 1.0 - deadzone)).astype(np.int64)
 
 
-def choose_shrinkage(flat: np.ndarray, horizon: int, action_dim: int, scale: float) -> float:
-    """The weight of SHRINKAGE_GRID whose basis gives the lowest held-out rate, by cross-validation over
-    CV_FOLDS contiguous blocks of the chunks (contiguous: chunks of one episode are adjacent and overlap, so a
-    random split would leak). Fewer chunks than folds x 2: the separable basis (1)."""
+def deadzone_dequantize(q: np.ndarray, deadzone: float) -> np.ndarray:
+    """Integers -> scaled coefficients at their bins' midpoints (bins [k + deadzone - 1, k + deadzone))."""
+    return q + np.sign(q) * (deadzone - 0.5)
+
+
+def coding_bits(train_q: np.ndarray, test_q: np.ndarray) -> float:
+    """Bits per chunk an adaptive coder spends on held-out quantized coefficients `test_q` `[M, H·D]` when each
+    coefficient follows a discrete Laplace law with the mean magnitude seen at its position in `train_q`: the
+    cost of what the training chunks predict (zeros in the tail are almost free) and of what they do not."""
+    r = np.exp(-1.0 / np.maximum(np.abs(train_q).mean(axis=0), MIN_LAPLACE_SCALE))
+    return float((np.log2((1 + r) / (1 - r)) - np.abs(test_q) * np.log2(r)).sum(axis=1).mean())
+
+
+def cv_folds(n: int, horizon: int) -> list[np.ndarray]:
+    """Held-out chunk indices of each of CV_FOLDS folds: contiguous blocks of at least 4 x `horizon` chunks (the
+    chunks of one episode are adjacent and overlap, so single chunks would leak into the training side) dealt to
+    the folds in turn, so that each fold holds chunks from all over the recording, as a random episode split does."""
+    n_blocks = int(np.clip(n // (4 * horizon), CV_FOLDS, CV_MAX_BLOCKS))
+    blocks = np.array_split(np.arange(n), n_blocks)
+    return [np.concatenate(blocks[k::CV_FOLDS]) for k in range(CV_FOLDS)]
+
+
+def choose_transform(
+    flat: np.ndarray, horizon: int, action_dim: int, scale: float, deadzone: float
+) -> tuple[str, float]:
+    """The (transform, shrinkage) of CANDIDATES whose quantized held-out coefficients cost the fewest bits at equal
+    distortion, by cross-validation over `cv_folds` of the flattened chunks `[N, H·D]`. Each candidate is measured
+    at two scales and its bits interpolated (log-log) to a common distortion. Too few chunks to split: the DCT."""
     if len(flat) < 2 * CV_FOLDS:
-        return 1.0
-    total = np.zeros(len(SHRINKAGE_GRID))
-    for test in np.array_split(np.arange(len(flat)), CV_FOLDS):
+        return CANDIDATES[-1]
+    rng = np.random.default_rng(0)
+    bits, distortion = np.zeros((len(CANDIDATES), len(CV_SCALES))), np.zeros((len(CANDIDATES), len(CV_SCALES)))
+    for test in cv_folds(len(flat), horizon):
         train = np.delete(flat, test, axis=0)
-        bases = shrunk_bases(train - train.mean(axis=0), horizon, action_dim, SHRINKAGE_GRID)
-        total += heldout_rate(train, flat[test], bases, 1.0 / scale)
-    return SHRINKAGE_GRID[int(np.argmin(total))]
+        mean = train.mean(axis=0)
+        bases = candidate_bases(train - mean, horizon, action_dim, CANDIDATES)
+        train = train[np.sort(rng.permutation(len(train))[:CV_MAX_ROWS])] - mean
+        test = flat[test][np.sort(rng.permutation(len(test))[:CV_MAX_ROWS])] - mean
+        for k, basis in enumerate(bases):
+            c_train, c_test = train @ basis, test @ basis
+            for j, factor in enumerate(CV_SCALES):
+                q_test = deadzone_quantize(c_test * scale * factor, deadzone)
+                error = c_test - deadzone_dequantize(q_test, deadzone) / (scale * factor)
+                bits[k, j] += coding_bits(deadzone_quantize(c_train * scale * factor, deadzone), q_test)
+                distortion[k, j] += np.mean(error**2)
+    log_d, log_b = np.log(distortion), np.log(bits)
+    slope = (log_b[:, 1] - log_b[:, 0]) / np.where(log_d[:, 1] != log_d[:, 0], log_d[:, 1] - log_d[:, 0], -1.0)
+    at_common = log_b[:, 0] + slope * (log_d.mean() - log_d[:, 0])
+    return CANDIDATES[int(np.argmin(at_common))]
 
 
 class KLTTokenizer(ActionTokenizer):
@@ -101,8 +152,10 @@ class KLTTokenizer(ActionTokenizer):
         scale: coefficients are multiplied by this before quantization (larger = finer, more tokens).
         vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 1).
         deadzone: half-width of the zero bin in quantization steps (0.5 = plain rounding).
-        shrinkage: weight of the separable DCT ⊗ PCA prior in the covariance the basis is computed from (0 = the
-            plain KLT, 1 = the separable transform, "auto" = chosen by cross-validation on the training chunks).
+        transform: "klt" (PCA of the flattened chunks, shrunk towards the separable one by
+            `shrinkage`), "separable" (DCT over time ⊗ PCA over dims), "dct" (FAST's, nothing learned), or "auto":
+            the one of `CANDIDATES` that cross-validation on the training chunks finds cheapest.
+        shrinkage: for transform "klt", the weight of the separable prior in the covariance (0 = the plain KLT).
     """
 
     name = "klt"
@@ -116,17 +169,19 @@ class KLTTokenizer(ActionTokenizer):
         scale: Scale = 10.0,
         vocab_size: Annotated[int, Interval(ge=3, le=MAX_VOCAB)] = 1024,
         deadzone: Annotated[float, Interval(ge=0.5, lt=1.5)] = 0.7,
-        shrinkage: Annotated[float, Interval(ge=0, le=1)] | Literal["auto"] = "auto",
+        transform: Literal[TRANSFORMS] = "auto",
+        shrinkage: Annotated[float, Interval(ge=0, le=1)] = 0.0,
     ):
         super().__init__()
-        self.scale, self._vocab_size, self.deadzone, self.shrinkage = scale, vocab_size, deadzone, shrinkage
+        self.scale, self._vocab_size, self.deadzone = scale, vocab_size, deadzone
+        self.transform, self.shrinkage = transform, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
         self.low: int | None = None  # smallest / largest quantized coefficient seen in fit (the alphabet)
         self.high: int | None = None
         self.value_low: np.ndarray | None = None  # [D]: each dim's range in the training chunks
         self.value_high: np.ndarray | None = None
-        self.fitted_shrinkage: float | None = None  # the weight the basis was computed with
+        self.fitted_transform: tuple[str, float] | None = None  # the (transform, shrinkage) fit chose
         self.bpe: Tokenizer | None = None
 
     @property
@@ -136,14 +191,13 @@ class KLTTokenizer(ActionTokenizer):
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> quantized coefficients `[N, H·D]` (int64, not clipped)."""
-        c = (flatten_rows(chunks) - self.mean) @ self.basis * self.scale
-        return (np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64)
+        return deadzone_quantize((flatten_rows(chunks) - self.mean) @ self.basis * self.scale, self.deadzone)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Quantized coefficients `[N, H·D]` -> chunks `[N, H, D]`, each coefficient at its bin's reconstruction
         point (the dead zone's bins are [k + deadzone - 1, k + deadzone) steps, decoded at their midpoint), each
         value clipped into its dim's range in the training chunks (any coefficients give a chunk in that range)."""
-        c = (q + np.sign(q) * (self.deadzone - 0.5)) / self.scale
+        c = deadzone_dequantize(q, self.deadzone) / self.scale
         x = (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
         return np.clip(x, self.value_low, self.value_high)
 
@@ -156,9 +210,10 @@ class KLTTokenizer(ActionTokenizer):
         self._set_shape(chunks)
         flat = flatten_rows(chunks)
         self.mean = flat.mean(axis=0)
-        auto = self.shrinkage == "auto"
-        self.fitted_shrinkage = choose_shrinkage(flat, h, d, self.scale) if auto else float(self.shrinkage)
-        self.basis = shrunk_bases(flat - self.mean, h, d, [self.fitted_shrinkage])[0]
+        auto = self.transform == "auto"
+        chosen = choose_transform(flat, h, d, self.scale, self.deadzone) if auto else (self.transform, self.shrinkage)
+        self.fitted_transform = (chosen[0], float(chosen[1]))
+        self.basis = candidate_bases(flat - self.mean, h, d, [self.fitted_transform])[0]
         self.value_low, self.value_high = chunks.min(axis=(0, 1)), chunks.max(axis=(0, 1))
         q = self.quantize(chunks)
         self.low, self.high = int(q.min()), int(q.max())
@@ -261,7 +316,8 @@ class KLTTokenizer(ActionTokenizer):
         return {
             "low": self.low,
             "high": self.high,
-            "fitted_shrinkage": self.fitted_shrinkage,
+            "fitted_transform": self.fitted_transform[0],
+            "fitted_shrinkage": self.fitted_transform[1],
             "basis": BASIS_FILE,
             "bpe": TOKENIZER_FILE,
         }
@@ -270,12 +326,14 @@ class KLTTokenizer(ActionTokenizer):
         fields = {
             "low": int,
             "high": int,
+            "fitted_transform": Literal[TRANSFORMS[1:]],
             "fitted_shrinkage": Annotated[float, Interval(ge=0, le=1)],
             "basis": Literal[BASIS_FILE],
             "bpe": Literal[TOKENIZER_FILE],
         }
         state = check_fields(directory / CONFIG_FILE, state, fields)
-        self.low, self.high, self.fitted_shrinkage = state["low"], state["high"], state["fitted_shrinkage"]
+        self.low, self.high = state["low"], state["high"]
+        self.fitted_transform = (state["fitted_transform"], state["fitted_shrinkage"])
         if not 0 <= self.high - self.low <= self._vocab_size - 2:
             raise ActokError(
                 f"{directory / CONFIG_FILE}: state low {self.low} and high {self.high} do not give a coefficient range "
