@@ -30,9 +30,30 @@ def test_rounding_error_bound(pusht_chunks):
 def test_implicit_end_of_block(pusht_chunks):
     tok = create_tokenizer("klt").fit(pusht_chunks.train)
     strings = tok._strings(tok.quantize(pusht_chunks.holdout[:50]))
-    zero = chr(BASE - tok.low)
-    assert all(len(s) <= 20 and not s.endswith(zero) for s in strings)  # trailing zeros are not spelled out
+    zero = chr(BASE + tok.half_width)
+    assert all(len(s) <= 40 and not s.endswith(zero) for s in strings)  # trailing zeros are not spelled out
     assert np.mean([len(s) for s in strings]) < 20
+
+
+def test_carry_layout_spells_large_values_with_few_symbols():
+    from actok.tokenizers.klt import carry_layout, read_symbols, spell
+
+    rng = np.random.default_rng(0)
+    q = np.round(rng.laplace(size=(500, 200)) * np.r_[300.0, np.full(199, 3.0)]).astype(np.int64)  # one large leader
+    half, carries = carry_layout(q)
+    assert 2 * half + 1 + 2 * carries < (2 * np.abs(q).max() + 1) / 5  # far fewer symbols than values
+    strings = spell(q, half, carries)
+    symbols = np.array([ord(c) - BASE for c in "".join(strings)], dtype=np.int64)
+    rows = np.repeat(np.arange(len(q)), [len(s) for s in strings])
+    back = read_symbols(symbols, rows, len(q), 200, half, carries)
+    np.testing.assert_array_equal(back, q[:, : back.shape[1]])
+    assert not q[:, back.shape[1] :].any()
+    # any symbol string parses: carries add up, a final carry is ignored, values past m are dropped
+    modulus = 2 * half + 1
+    plus_one, minus_one = modulus + carries, modulus + carries - 1  # carries +1 and -1
+    stream = np.array([plus_one, plus_one, half + 1, minus_one, half, plus_one, half - 1, half, plus_one])
+    got = read_symbols(stream, np.zeros(len(stream), dtype=np.int64), 1, 3, half, carries)
+    np.testing.assert_array_equal(got, [[2 * modulus + 1, -modulus, modulus - 1]])
 
 
 def test_every_in_vocabulary_sequence_decodes_within_the_training_range(pusht_chunks):
@@ -101,7 +122,7 @@ def test_fewer_tokens_than_fast_at_equal_error(pusht_chunks):
 def test_bad_parameters_and_too_small_vocab(pusht_chunks):
     with pytest.raises(ActokError, match=r"klt parameter deadzone must be a finite number in \[0\.5, 1\.5\), got 0\.2"):
         create_tokenizer("klt", deadzone=0.2)
-    with pytest.raises(ActokError, match=r"vocab_size 8 is smaller than the coefficient range \d+ \+ 1"):
+    with pytest.raises(ActokError, match=r"vocab_size 8 is smaller than the \d+ coefficient symbols \+ 1"):
         create_tokenizer("klt", vocab_size=8).fit(pusht_chunks.train)
 
 

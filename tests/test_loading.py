@@ -148,8 +148,8 @@ STATE_CORRUPTIONS = {
         (lambda s: s.pop("high"), "lacks the state field 'high'"),
     ],
     "klt": [
-        (lambda s: s.update(low="a"), "low must be an integer, got 'a'"),
-        (lambda s: s.update(high=s["low"] + 5000), "do not give a coefficient range that fits vocab_size"),
+        (lambda s: s.update(half_width="a"), r"half_width must be an integer in \[1, 32768\], got 'a'"),
+        (lambda s: s.update(max_carry=5000), "max_carry 5000 give 10[0-9]+ symbols, more than vocab_size"),
         (lambda s: s.update(basis="../elsewhere.npz"), "basis must be 'klt_basis.npz'"),
     ],
     "vqvae": [

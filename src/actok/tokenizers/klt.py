@@ -46,6 +46,7 @@ CV_FOLDS = 3
 CV_MAX_BLOCKS = 24  # contiguous blocks of chunks, dealt to the folds in turn
 CV_MAX_ROWS = 1000  # chunks per fold side the cross-validation projects (a sample: it estimates averages)
 CV_SCALES = (0.8, 1.25)  # times the scale: two points of each candidate's rate-distortion curve
+CARRY_QUANTILE = 0.99  # values up to this quantile of the non-zero magnitudes are one symbol
 MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model assumes (caps a surprise's cost)
 
 
@@ -145,6 +146,62 @@ def choose_transform(
     return CANDIDATES[int(np.argmin(at_common))]
 
 
+def carry_layout(q: np.ndarray) -> tuple[int, int]:
+    """The symbol layout for the quantized training coefficients `q`: (half-width T, largest carry K). Values in
+    [-T, T] are one symbol each, T the CARRY_QUANTILE of the non-zero magnitudes; a larger value v is a carry
+    symbol k = round(v / (2T + 1)) in [-K, K] \\ {0} followed by the symbol of v - k (2T + 1). The alphabet (2T + 1 +
+    2K symbols) stays small where a few leading coefficients are large (high-dimensional chunks), leaving the
+    vocabulary to BPE merges."""
+    magnitudes = np.abs(q[q != 0])
+    half = max(1, int(np.quantile(magnitudes, CARRY_QUANTILE))) if len(magnitudes) else 1
+    return half, int(np.ceil(max(int(np.abs(q).max(initial=0)) - half, 0) / (2 * half + 1)))
+
+
+def spell(q: np.ndarray, half: int, carries: int) -> list[str]:
+    """Quantized coefficients `[N, C]` -> one string per row: each coefficient up to the row's last non-zero one
+    as its (carry and) value symbols (`carry_layout`), clipped into what the layout spells. The string's end is
+    the end of block: trailing zeros are not written."""
+    modulus = 2 * half + 1
+    q = np.clip(q, -(carries * modulus + half), carries * modulus + half)
+    k = np.rint(q / modulus).astype(np.int64)
+    nonzero = q != 0
+    stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    inside = np.arange(q.shape[1]) < stop[:, None]
+    codes = np.stack([BASE + modulus + k + carries - (k > 0), BASE + q - k * modulus + half], axis=2)
+    mask = np.stack([inside & (k != 0), inside], axis=2)
+    text = codes[mask].astype("<u4").tobytes().decode("utf-32-le")
+    lengths = mask.sum(axis=(1, 2))
+    ends = np.cumsum(lengths)
+    return [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+
+
+def read_symbols(symbols: np.ndarray, row: np.ndarray, n: int, m: int, half: int, carries: int) -> np.ndarray:
+    """The inverse of `spell` for any symbol stream: `symbols` (alphabet indices) with their `row` in [0, n),
+    rows in order -> quantized coefficients `[n, L]`, L <= m (later coefficients zero). Carries add up until the
+    next value symbol; a carry with none after it is ignored; values past the m-th are ignored."""
+    modulus = 2 * half + 1
+    is_value = symbols < modulus
+    c = symbols - modulus
+    carry = np.where(is_value, 0, c - carries + (c >= carries))
+    total = np.cumsum(carry)
+    at = np.flatnonzero(is_value)
+    value_row = row[at]
+    previous = np.concatenate([[0], total[at[:-1]]])  # the running carry at the previous value symbol
+    n_symbols = np.bincount(row, minlength=n)
+    first = np.cumsum(n_symbols) - n_symbols  # each row's first symbol
+    new_row = np.concatenate([[True], value_row[1:] != value_row[:-1]])
+    row_base = total[first[value_row]] - carry[first[value_row]]  # the running carry before the row
+    acc = total[at] - np.where(new_row, row_base, previous)
+    limit = carries * modulus + half
+    values = np.clip(symbols[at] - half + acc * modulus, -limit, limit)
+    per_row = np.bincount(value_row, minlength=n)
+    rank = np.arange(len(at)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    keep = rank < m
+    q = np.zeros((n, int(rank[keep].max(initial=-1)) + 1), dtype=np.int64)  # the zero tail is not multiplied
+    q[value_row[keep], rank[keep]] = values[keep]
+    return q
+
+
 class KLTTokenizer(ActionTokenizer):
     """Learned orthonormal transform + dead-zone quantization + implicit end of block + BPE.
 
@@ -177,8 +234,8 @@ class KLTTokenizer(ActionTokenizer):
         self.transform, self.shrinkage = transform, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
-        self.low: int | None = None  # smallest / largest quantized coefficient seen in fit (the alphabet)
-        self.high: int | None = None
+        self.half_width: int | None = None  # the symbol layout (`carry_layout`)
+        self.max_carry: int | None = None
         self.value_low: np.ndarray | None = None  # [D]: each dim's range in the training chunks
         self.value_high: np.ndarray | None = None
         self.fitted_transform: tuple[str, float] | None = None  # the (transform, shrinkage) fit chose
@@ -194,11 +251,12 @@ class KLTTokenizer(ActionTokenizer):
         return deadzone_quantize((flatten_rows(chunks) - self.mean) @ self.basis * self.scale, self.deadzone)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """Quantized coefficients `[N, H·D]` -> chunks `[N, H, D]`, each coefficient at its bin's reconstruction
-        point (the dead zone's bins are [k + deadzone - 1, k + deadzone) steps, decoded at their midpoint), each
-        value clipped into its dim's range in the training chunks (any coefficients give a chunk in that range)."""
+        """The first L <= H·D quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
+        coefficient at its bin's reconstruction point (the dead zone's bins are [k + deadzone - 1, k + deadzone)
+        steps, decoded at their midpoint), each value clipped into its dim's range in the training chunks (any
+        coefficients give a chunk in that range)."""
         c = deadzone_dequantize(q, self.deadzone) / self.scale
-        x = (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
+        x = (c @ self.basis[:, : q.shape[1]].T + self.mean).reshape(len(q), self.horizon, self.action_dim)
         return np.clip(x, self.value_low, self.value_high)
 
     # ------------------------------------------------------------- protocol
@@ -216,11 +274,11 @@ class KLTTokenizer(ActionTokenizer):
         self.basis = candidate_bases(flat - self.mean, h, d, [self.fitted_transform])[0]
         self.value_low, self.value_high = chunks.min(axis=(0, 1)), chunks.max(axis=(0, 1))
         q = self.quantize(chunks)
-        self.low, self.high = int(q.min()), int(q.max())
-        span = self.high - self.low + 1
+        self.half_width, self.max_carry = carry_layout(q)
+        span = self._alphabet_size()
         if span + 1 > self._vocab_size:
             raise ActokError(
-                f"vocab_size {self._vocab_size} is smaller than the coefficient range {span} + 1 at scale "
+                f"vocab_size {self._vocab_size} is smaller than the {span} coefficient symbols + 1 at scale "
                 f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
             )
         self.bpe = Tokenizer(models.BPE())
@@ -241,18 +299,26 @@ class KLTTokenizer(ActionTokenizer):
         self._check_fitted_state()
         return [e.ids for e in self.bpe.encode_batch_fast(self._strings(self.quantize(chunks)))]
 
+    def _alphabet_size(self) -> int:
+        return 2 * self.half_width + 1 + 2 * self.max_carry
+
+    def _limit(self) -> int:
+        """The largest coefficient magnitude the symbol layout spells."""
+        return self.max_carry * (2 * self.half_width + 1) + self.half_width
+
     def count_clipped(self, chunks: np.ndarray) -> int:
-        """Coefficients outside the range seen in `fit` (encode clips them into it)."""
+        """Coefficients beyond what the symbol layout spells (encode clips them into it)."""
         q = self.quantize(self._check_shape(chunks))
-        return int(np.count_nonzero((q < self.low) | (q > self.high)))
+        return int(np.count_nonzero(np.abs(q) > self._limit()))
 
     def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Every sequence of known ids is valid: its symbols are the coefficients in order, the string's end is
-        the end of block (the coefficients after it are zero), symbols past H·D are ignored. So a prefix decodes
-        to a coarser chunk. Only unknown ids make a row invalid; the repair (`relaxed`) skips them."""
+        """Every sequence of known ids is valid: its symbols are the coefficients in order (`read_symbols`), the
+        string's end is the end of block (the coefficients after it are zero), symbols past H·D coefficients are
+        ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the repair
+        (`relaxed`) skips them."""
         n, m = len(batch), horizon * action_dim
         token_row = np.repeat(np.arange(n), batch.lengths)
         known = (batch.flat >= 0) & (batch.flat < self._n_vocab)
@@ -261,12 +327,8 @@ class KLTTokenizer(ActionTokenizer):
         ends = np.cumsum(sizes)
         total = int(ends[-1]) if len(ends) else 0
         gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(total)
-        row = np.repeat(token_row, sizes)
-        per_row = np.bincount(row, minlength=n)
-        rank = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)  # position within the row
-        keep = rank < m
-        q = np.zeros((n, m), dtype=np.int64)
-        q[row[keep], rank[keep]] = self._token_points[gather[keep]] - BASE + self.low
+        symbols = self._token_points[gather] - BASE
+        q = read_symbols(symbols, np.repeat(token_row, sizes), n, m, self.half_width, self.max_carry)
         return self.dequantize(q), np.bincount(token_row[~known], minlength=n) == 0
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
@@ -278,15 +340,8 @@ class KLTTokenizer(ActionTokenizer):
             raise ActokError("klt tokenizer is not fitted: call fit(chunks) first or load a saved one")
 
     def _strings(self, q: np.ndarray) -> list[str]:
-        """Quantized coefficients `[N, H·D]` -> symbol strings: clipped into the fitted range, trailing zeros
-        dropped (the string's end is the end of block)."""
-        q = np.clip(q, self.low, self.high)
-        nonzero = q != 0
-        stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
-        codes = (q - self.low + BASE).astype("<u4")
-        text = np.ascontiguousarray(codes).tobytes().decode("utf-32-le")
-        width = q.shape[1]
-        return [text[i * width : i * width + int(k)] for i, k in enumerate(stop)]
+        """Quantized coefficients `[N, H·D]` -> symbol strings (`spell`)."""
+        return spell(q, self.half_width, self.max_carry)
 
     def _prepare(self) -> None:
         """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
@@ -307,15 +362,15 @@ class KLTTokenizer(ActionTokenizer):
         fields = {
             "scale": self.scale,
             "deadzone": self.deadzone,
-            "low": self.low,
-            "high": self.high,
+            "half_width": self.half_width,
+            "max_carry": self.max_carry,
             "time_horizon": self.horizon,
             "action_dim": self.action_dim,
         }
         write_processor_files(directory, self.bpe, PROCESSOR_MODULE, "KLTActionProcessor", fields)
         return {
-            "low": self.low,
-            "high": self.high,
+            "half_width": self.half_width,
+            "max_carry": self.max_carry,
             "fitted_transform": self.fitted_transform[0],
             "fitted_shrinkage": self.fitted_transform[1],
             "basis": BASIS_FILE,
@@ -324,20 +379,20 @@ class KLTTokenizer(ActionTokenizer):
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
         fields = {
-            "low": int,
-            "high": int,
+            "half_width": Annotated[int, Interval(ge=1, le=MAX_VOCAB)],
+            "max_carry": Annotated[int, Interval(ge=0, le=MAX_VOCAB)],
             "fitted_transform": Literal[TRANSFORMS[1:]],
             "fitted_shrinkage": Annotated[float, Interval(ge=0, le=1)],
             "basis": Literal[BASIS_FILE],
             "bpe": Literal[TOKENIZER_FILE],
         }
         state = check_fields(directory / CONFIG_FILE, state, fields)
-        self.low, self.high = state["low"], state["high"]
+        self.half_width, self.max_carry = state["half_width"], state["max_carry"]
         self.fitted_transform = (state["fitted_transform"], state["fitted_shrinkage"])
-        if not 0 <= self.high - self.low <= self._vocab_size - 2:
+        if self._alphabet_size() + 1 > self._vocab_size:
             raise ActokError(
-                f"{directory / CONFIG_FILE}: state low {self.low} and high {self.high} do not give a coefficient range "
-                f"that fits vocab_size {self._vocab_size} (high >= low, high - low + 2 <= vocab_size)"
+                f"{directory / CONFIG_FILE}: state half_width {self.half_width} and max_carry {self.max_carry} give "
+                f"{self._alphabet_size()} symbols, more than vocab_size {self._vocab_size} - 1"
             )
         for name in (BASIS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
@@ -348,7 +403,7 @@ class KLTTokenizer(ActionTokenizer):
         path = directory / TOKENIZER_FILE
         self.bpe = read_bpe_file(path)
         vocab = self.bpe.get_vocab()
-        alphabet = {chr(BASE + k) for k in range(self.high - self.low + 1)}
+        alphabet = {chr(BASE + k) for k in range(self._alphabet_size())}
         if (
             sorted(vocab.values()) != list(range(len(vocab)))
             or len(vocab) > self._vocab_size
@@ -357,7 +412,7 @@ class KLTTokenizer(ActionTokenizer):
         ):
             raise ActokError(
                 f"{path} is not the BPE fit builds for the klt state in {CONFIG_FILE} (a vocabulary of at most "
-                f"{self._vocab_size} ids over the {len(alphabet)} symbols of coefficients {self.low}..{self.high})"
+                f"{self._vocab_size} ids over its {len(alphabet)} coefficient symbols)"
             )
         self._prepare()
 
