@@ -90,10 +90,10 @@ def robustness(tok: Any, case: Case, ids: list[list[int]], seed: int = 0) -> dic
     return out
 
 
-def prefix_curve(tok: Any, case: Case, ids: list[list[int]]) -> list[float]:
-    """Held-out RMSE decoding the first ceil(f x length) tokens of each sequence, f in PREFIX_FRACTIONS (rows a
-    tokenizer finds invalid decode to zeros)."""
-    return [_rmse(tok.decode([s[: int(np.ceil(f * len(s)))] for s in ids]), case.holdout) for f in PREFIX_FRACTIONS]
+def prefix_curve(tok: Any, chunks: np.ndarray, ids: list[list[int]]) -> list[float]:
+    """RMSE against `chunks` `[N, H, D]` decoding the first ceil(f x length) of each of their encodings `ids`, f
+    in PREFIX_FRACTIONS (rows a tokenizer finds invalid decode to zeros)."""
+    return [_rmse(tok.decode([s[: int(np.ceil(f * len(s)))] for s in ids]), chunks) for f in PREFIX_FRACTIONS]
 
 
 def batch_times(tok: Any, case: Case, ids: list[list[int]], repeats: int = 3) -> dict[str, float]:
@@ -118,7 +118,7 @@ def measure(tok: Any, case: Case, rmse: float, tokens: float) -> dict[str, Any]:
         "rmse": rmse,
         "tokens": tokens,
         **robustness(tok, case, ids),
-        "prefix_rmse": prefix_curve(tok, case, ids),
+        "prefix_rmse": prefix_curve(tok, case.holdout, ids),
         **batch_times(tok, case, ids),
         **{k: v for k, v in gaps.items() if k.endswith("_tokens")},
     }

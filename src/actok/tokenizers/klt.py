@@ -162,10 +162,10 @@ def spell(q: np.ndarray, half: int, carries: int) -> list[str]:
     as its (carry and) value symbols (`carry_layout`), clipped into what the layout spells. The string's end is
     the end of block: trailing zeros are not written."""
     modulus = 2 * half + 1
-    q = np.clip(q, -(carries * modulus + half), carries * modulus + half)
-    k = np.rint(q / modulus).astype(np.int64)
     nonzero = q != 0
     stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    q = np.clip(q[:, : stop.max(initial=0)], -(carries * modulus + half), carries * modulus + half)
+    k = np.rint(q / modulus).astype(np.int64)
     inside = np.arange(q.shape[1]) < stop[:, None]
     codes = np.stack([BASE + modulus + k + carries - (k > 0), BASE + q - k * modulus + half], axis=2)
     mask = np.stack([inside & (k != 0), inside], axis=2)
