@@ -218,3 +218,13 @@ def test_autoprocessor_loads_saved_folder_offline(pusht_chunks, tmp_path, monkey
         expected, expected_valid = tok.decode(noisy, on_invalid=policy, return_valid=True)
         np.testing.assert_array_equal(out, expected)
         np.testing.assert_array_equal(valid, expected_valid)
+
+
+def test_vocab_size_is_the_fitted_bpe_size(pusht_chunks):
+    """With few training chunks the BPE stops short of the vocab_size parameter; every id below vocab_size is
+    then a token, so random ids in [0, vocab_size) all decode."""
+    tok = create_tokenizer("klt", vocab_size=4096).fit(pusht_chunks.train[:300])
+    assert tok.vocab_size == tok.bpe.get_vocab_size() < 4096 and tok.get_params()["vocab_size"] == 4096
+    rng = np.random.default_rng(0)
+    _, valid = tok.decode([rng.integers(0, tok.vocab_size, 12).tolist() for _ in range(100)], return_valid=True)
+    assert valid.all()

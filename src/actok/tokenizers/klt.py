@@ -243,7 +243,12 @@ class KLTTokenizer(ActionTokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return self._vocab_size
+        """The BPE's size once fitted (at most the `vocab_size` parameter: few training chunks leave fewer
+        merges), so that every id below it is a token and decodes; the parameter before."""
+        return self._vocab_size if self.bpe is None else self._n_vocab
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "vocab_size": self._vocab_size}  # the parameter, not the fitted size
 
     # ------------------------------------------------------------ transform
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
