@@ -1,21 +1,27 @@
-"""`klt`: our rate-distortion tokenizer — a learned decorrelating transform, dead-zone quantization, an explicit
-end-of-block symbol and BPE over the ordered coefficients.
+"""`klt`: our rate-distortion tokenizer — a cross-validated orthonormal transform, dead-zone quantization, a symbol
+layout in which any string parses, and BPE over the ordered coefficients.
 
 Where FAST spends its tokens (REFERENCES §3, measured in docs/zoo.md):
 1. The DCT decorrelates each dimension over time but not the dimensions from each other; joint actions (arms,
    grippers moving together) leave a lot of shared structure. The Karhunen–Loève transform (PCA of the
-   flattened training chunks, `[H·D]`) decorrelates both, and orders the coefficients by variance.
-2. With that order, everything after the last non-zero coefficient is zeros: we stop there and write one
-   end-of-block symbol (as JPEG does) instead of spelling the zero run out. The symbol also makes a truncated or
-   extended sequence detectable, so decoding stays strict.
-3. A dead zone (`deadzone` > 0.5: values below `deadzone / scale` in magnitude become zero, larger ones are
+   flattened training chunks, `[H·D]`) decorrelates both and orders the coefficients by variance, but with few
+   episodes its minor directions do not generalize. `transform="auto"` picks the plain KLT, a shrunk one, the
+   separable DCT ⊗ dim-PCA or FAST's DCT by cross-validation on the training chunks (`choose_transform`).
+2. With that order, everything after the last non-zero coefficient is zeros: we stop there, and the end of the
+   string is the end of block (no symbol spent). Any string parses: missing coefficients are zero, extra ones
+   ignored, so every sequence of in-vocabulary ids decodes, a prefix to a coarser chunk.
+3. Large leading coefficients are a carry symbol plus a value symbol (`carry_layout`), so the alphabet stays small
+   and the vocabulary goes to BPE merges.
+4. A dead zone (`deadzone` > 0.5: values below `deadzone / scale` in magnitude become zero, larger ones are
    rounded down towards zero with the same step) trades a little error for more zeros; at equal RMSE this wins
    tokens (the scale is raised to pay the error back; see docs/zoo.md).
-4. BPE runs on the code points directly, with no GPT-2 pre-tokenizer: FAST's byte-level pre-tokenizer splits
+5. BPE runs on the code points directly, with no GPT-2 pre-tokenizer: FAST's byte-level pre-tokenizer splits
    "words" at whitespace and punctuation code points, and when the zero coefficient lands on one (e.g. U+0085)
    no merge can span a run of zeros.
 
-The transform is orthonormal, so the coefficient quantization error is exactly the reconstruction error.
+The transform is orthonormal, so the coefficient quantization error is exactly the reconstruction error; decoded
+values are clipped into each dim's training range, so whatever ids a model emits give a chunk like the training
+ones. `save` also writes a self-contained Hugging Face processor (`_hub/processing_klt.py`).
 """
 
 from __future__ import annotations
