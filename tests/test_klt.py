@@ -228,3 +228,13 @@ def test_vocab_size_is_the_fitted_bpe_size(pusht_chunks):
     rng = np.random.default_rng(0)
     _, valid = tok.decode([rng.integers(0, tok.vocab_size, 12).tolist() for _ in range(100)], return_valid=True)
     assert valid.all()
+
+
+def test_constant_chunks_fit_without_warnings():
+    import warnings
+
+    x = np.full((50, 10, 3), 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. log(0) in the cross-validation
+        tok = create_tokenizer("klt").fit(x)
+    np.testing.assert_array_equal(tok.decode(tok.encode(x)), x)

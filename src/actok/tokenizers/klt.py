@@ -146,7 +146,8 @@ def choose_transform(
                 error = c_test - deadzone_dequantize(q_test, deadzone) / (scale * factor)
                 bits[k, j] += coding_bits(deadzone_quantize(c_train * scale * factor, deadzone), q_test)
                 distortion[k, j] += np.mean(error**2)
-    log_d, log_b = np.log(distortion), np.log(bits)
+    tiny = np.finfo(np.float64).tiny  # constant chunks: no error and (almost) no bits for any candidate
+    log_d, log_b = np.log(np.maximum(distortion, tiny)), np.log(np.maximum(bits, tiny))
     slope = (log_b[:, 1] - log_b[:, 0]) / np.where(log_d[:, 1] != log_d[:, 0], log_d[:, 1] - log_d[:, 0], -1.0)
     at_common = log_b[:, 0] + slope * (log_d.mean() - log_d[:, 0])
     return CANDIDATES[int(np.argmin(at_common))]
