@@ -4,7 +4,9 @@ Workload (foundation issue): unitree_g1_pickbottle (36k frames), H=30, all 26 di
 sample_fraction 1.0, QUANTILES normalization, no holdout. Both sides start from episodes already in memory
 (the parquet read is timed separately) and produce the same normalized chunks (checked).
 
-    python benchmarks/chunk_extraction.py [--root ../shared/datasets/unitree_g1_pickbottle] [--repeats 3]
+    python benchmarks/chunk_extraction.py --datasets-dir DIR [--root FOLDER] [--repeats 3]
+
+`--datasets-dir` defaults to $ACTOK_SHARED_DATASETS; `--root` picks another dataset folder.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _datasets import add_datasets_dir, datasets_dir
 
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 from actok.data.chunks import collect_chunks
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "unitree_g1_pickbottle"
+DATASET = "unitree_g1_pickbottle"  # inside --datasets-dir
 DELTA = list(range(14))
 
 
@@ -49,12 +52,14 @@ def quantile_normalize(chunks, stats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(DEFAULT_ROOT))
+    parser.add_argument("--root", type=Path, default=None, help=f"dataset folder (default: DIR/{DATASET})")
+    add_datasets_dir(parser)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    root = args.root or datasets_dir(parser, args) / DATASET
 
     t0 = time.perf_counter()
-    reader = LeRobotDatasetReader(args.root)
+    reader = LeRobotDatasetReader(root)
     episodes = reader.episodes("observation.state")
     read_s = time.perf_counter() - t0
     config = ChunkConfig(

@@ -7,7 +7,9 @@ baseline's BPE calls are single-threaded, as in the reference); the one-thread r
 show what the compiled loops alone give. The library rows run actok's batch path through the tokenizers
 library instead of the compiled loops (what FAST does without numba).
 
-    python benchmarks/fast_speed.py [--root ../shared/datasets/unitree_g1_pickbottle]
+    python benchmarks/fast_speed.py --datasets-dir DIR [--root FOLDER]
+
+`--datasets-dir` defaults to $ACTOK_SHARED_DATASETS; `--root` picks another dataset folder.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _datasets import add_datasets_dir, datasets_dir
 from scipy.fft import dct, idct
 
 from actok import FASTTokenizer
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 from actok.tokenizers import _fast_kernels
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "unitree_g1_pickbottle"
+DATASET = "unitree_g1_pickbottle"  # inside --datasets-dir
 
 
 def reference_tokenizer(tok: FASTTokenizer):
@@ -70,13 +73,15 @@ def best_of(fn, repeats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(DEFAULT_ROOT))
+    parser.add_argument("--root", type=Path, default=None, help=f"dataset folder (default: DIR/{DATASET})")
+    add_datasets_dir(parser)
     parser.add_argument("--n-chunks", type=int, default=2000)
     parser.add_argument("--fit-chunks", type=int, default=50000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    root = args.root or datasets_dir(parser, args) / DATASET
 
-    reader = LeRobotDatasetReader(args.root)
+    reader = LeRobotDatasetReader(root)
     chunks = build_chunks(
         reader, ChunkConfig(action_horizon=30, encoded_dims="0:26", sample_fraction=1.0, holdout_fraction=0)
     ).train
@@ -103,7 +108,8 @@ def main() -> None:
     one_thread["decode"] = best_of(lambda: tok.decode(ids), args.repeats)[1]
     del os.environ["ACTOK_NUM_THREADS"]
     library = copy.copy(tok)
-    library._encode_tables = None  # actok's batch encode through the tokenizers library
+    library.codec = copy.copy(tok.codec)
+    library.codec.encode_tables = None  # actok's batch encode through the tokenizers library
     lib_ids, lib_enc_s = best_of(lambda: library.encode(sample), args.repeats)
     assert lib_ids == ids
 
@@ -112,7 +118,7 @@ def main() -> None:
         f"baseline BPE calls through: {'transformers PreTrainedTokenizerFast (as the reference)' if wrapper else 'tokenizers.Tokenizer'}"
     )
     print(f"{reader.root.name}: H=30, D=26, {n} chunks, mean {np.mean([len(s) for s in ids]):.1f} tokens/chunk")
-    print(f"actok threads: {_fast_kernels.num_threads()} (compiled loops: {tok._encode_tables is not None})")
+    print(f"actok threads: {_fast_kernels.num_threads()} (compiled loops: {tok.codec.encode_tables is not None})")
     rows = [
         ("encode", base_enc_s, enc_s, 20),
         ("decode", base_dec_s, dec_s, 10),

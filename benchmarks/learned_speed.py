@@ -6,7 +6,7 @@ on pusht (H=10) and on unitree_g1_pickbottle (H=30, 26 dims, delta on the 14 arm
 of 10,000 chunks takes under 1 s on the CPU. The baseline in the same run is the plain per-chunk loop
 (one encode and one decode call per chunk), which must return the same ids.
 
-    python benchmarks/learned_speed.py [--tokenizers rvq] [--datasets-dir ../shared/datasets]
+    python benchmarks/learned_speed.py [--tokenizers rvq] [--datasets-dir DIR]  (default $ACTOK_SHARED_DATASETS)
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _datasets import add_datasets_dir, datasets_dir
 
 from actok import create_tokenizer
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CASES = {
     "pusht": ChunkConfig(action_horizon=10, sample_fraction=0.1),
     "unitree_g1_pickbottle": ChunkConfig(
@@ -36,8 +35,9 @@ BASELINE_CHUNKS = 500  # the per-chunk loop is timed on fewer chunks and scaled
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizers", default="rvq", help="comma-separated learned tokenizers (default rvq)")
-    parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
+    add_datasets_dir(parser)
     args = parser.parse_args()
+    folder = datasets_dir(parser, args)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA available: {torch.cuda.is_available()}")
     print(
         f"{'tokenizer':<7} {'dataset':<22} {'chunks':>6} {'epochs':>6} {'stop':>14} {'fit s':>7} {'val RMSE':>9} "
@@ -45,7 +45,7 @@ def main() -> None:
     )
     for name in args.tokenizers.split(","):
         for dataset, config in CASES.items():
-            chunks = build_chunks(LeRobotDatasetReader(args.datasets_dir / dataset), config)
+            chunks = build_chunks(LeRobotDatasetReader(folder / dataset), config)
             tok = create_tokenizer(name, progress=False)
             start = time.perf_counter()
             with warnings.catch_warnings():

@@ -7,7 +7,8 @@ resampling (30 Hz chunks of 15 steps interpolated to 50), and synthetic 40-D chu
 default parameters and vocab 1024; klt's scale is searched until its held-out RMSE is within 2% of FAST's at
 scale 10 (`actok.bench.compare`). Prints one table row per case and writes every measurement as JSON.
 
-    python benchmarks/rate_distortion.py --json rd.json [--cases pusht_h10,g1_h30] [--engine ray]
+    python benchmarks/rate_distortion.py --datasets-dir DIR --json rd.json [--cases pusht_h10,g1_h30] [--engine ray]
+        (--datasets-dir defaults to $ACTOK_SHARED_DATASETS)
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _datasets import add_datasets_dir, datasets_dir
 
 from actok.bench.compare import Case, compare_case
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
 from actok.executor import run_grid
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 G1_ARMS = ",".join(map(str, range(14)))
 # name: (dataset, ChunkConfig fields, what the case stands for)
 CASES = {
@@ -108,12 +109,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join([*CASES, SYNTHETIC]))
     parser.add_argument("--fast-scale", type=float, default=10.0)
-    parser.add_argument("--datasets-dir", type=Path, default=DATASETS)
+    add_datasets_dir(parser)
     parser.add_argument("--engine", default="local", choices=("local", "ray"))
     parser.add_argument("--json", type=Path, default=None, help="write every measurement here (never replaced)")
     args = parser.parse_args()
     if args.json is not None and args.json.exists():
         parser.error(f"{args.json} exists; choose another --json path")
+    folder = datasets_dir(parser, args)
     names = args.cases.split(",")
     print(
         "| case | H x D | train chunks | FAST tokens @ RMSE | klt tokens | fewer | klt transform | "
@@ -122,7 +124,7 @@ def main() -> None:
     )
     print("|" + "---|" * 12)
     rows = []
-    items = [(n, str(args.datasets_dir), args.fast_scale) for n in names]
+    items = [(n, str(folder), args.fast_scale) for n in names]
     for i, row in run_grid(run_case, items, engine=args.engine):
         if isinstance(row, Exception):
             print(f"| {names[i]} | failed: {row} |")

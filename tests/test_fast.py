@@ -187,6 +187,13 @@ def test_relaxed_policy_pads_and_truncates(pusht_fast, pusht_chunks):
     np.testing.assert_allclose(relaxed, full)  # the extra symbols are truncated
 
 
+def test_count_clipped_without_a_fitted_state_is_the_not_fitted_error(pusht_chunks):
+    tok = FASTTokenizer()
+    tok.horizon, tok.action_dim = 10, 2  # a shape, as a folder with time_horizon would give, but no BPE
+    with pytest.raises(ActokError, match="fast tokenizer is not fitted"):
+        tok.count_clipped(pusht_chunks.holdout)
+
+
 def test_vocab_too_small_says_what_would_fit(pusht_chunks):
     with pytest.raises(ActokError, match=r"use vocab_size >= \d+, or scale <= [\d.]+ for this vocab_size"):
         FASTTokenizer(scale=100.0, vocab_size=256).fit(pusht_chunks.train)

@@ -23,7 +23,9 @@ from actok.cli import main
 from actok.data import ChunkConfig, build_chunks
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import _fast_kernels as kernels
-from actok.tokenizers.fast import PROCESSOR_MODULE, byte_symbols, token_bytes, train_bpe
+from actok.tokenizers._bytelevel import byte_symbols, token_bytes
+from actok.tokenizers.coefficients import train_bpe
+from actok.tokenizers.fast import PROCESSOR_MODULE
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def test_code_points_the_reference_cannot_encode_are_clipped(g1_fast, offset):
     with pytest.raises((TypeError, ValueError)):
         plain.encode_one(x[0])
     codes = np.full(h * d, -tok.min_token)
-    codes[0] = tok._emit_code[-1]  # the largest code point of the fitted range the vocabulary spells
+    codes[0] = tok.codec.emit_code[-1]  # the largest code point of the fitted range the vocabulary spells
     assert tok.encode(x) == [tok.bpe.encode("".join(map(chr, codes))).ids]
     assert tok.count_clipped(x) == 1
     decoded, valid = tok.decode(tok.encode(x), return_valid=True)
@@ -376,20 +378,24 @@ PC, TJ, AC = "processor_config.json", "tokenizer.json", "actok_tokenizer.json"
 CORRUPTIONS = {
     "pc empty": (_write(PC, b""), PC, "is not valid JSON"),
     "pc truncated": (_write(PC, b'{"scale": 10.0, "min'), PC, "is not valid JSON"),
-    "pc binary": (_write(PC, b"\xff\xfe\x00garbage"), PC, "is not UTF-8 text"),
-    "pc list": (_write(PC, b"[1, 2]"), PC, "must hold a JSON object, got list"),
-    "pc scale string": (_edit_json(PC, scale="10"), PC, "'scale' must be a positive finite number, got '10'"),
-    "pc scale negative": (_edit_json(PC, scale=-1.0), PC, "'scale' must be a positive finite number"),
-    "pc scale nan": (_write(PC, b'{"scale": NaN, "min_token": -32}'), PC, "'scale' must be a positive finite number"),
-    "pc scale missing": (_edit_json(PC, scale=_DELETE), PC, "lacks 'scale'"),
-    "pc min_token float": (_edit_json(PC, min_token=1.5), PC, "'min_token' must be an integer, got 1.5"),
-    "pc min_token bool": (_edit_json(PC, min_token=True), PC, "'min_token' must be an integer, got True"),
-    "pc max_token string": (_edit_json(PC, max_token="32"), PC, "'max_token' must be an integer or null"),
+    "pc binary": (_write(PC, b"\xff\xfe\x00garbage"), PC, "is not a text file (not UTF-8)"),
+    "pc list": (_write(PC, b"[1, 2]"), PC, "must hold a JSON object, not a JSON array"),
+    "pc scale string": (_edit_json(PC, scale="10"), PC, "scale must be a finite number in (0, 1000000], got '10'"),
+    "pc scale negative": (_edit_json(PC, scale=-1.0), PC, "scale must be a finite number in (0, 1000000]"),
+    "pc scale nan": (
+        _write(PC, b'{"scale": NaN, "min_token": -32}'),
+        PC,
+        "scale must be a finite number in (0, 1000000]",
+    ),
+    "pc scale missing": (_edit_json(PC, scale=_DELETE), PC, "lacks the field 'scale'"),
+    "pc min_token float": (_edit_json(PC, min_token=1.5), PC, "min_token must be an integer, got 1.5"),
+    "pc min_token bool": (_edit_json(PC, min_token=True), PC, "min_token must be an integer, got True"),
+    "pc max_token string": (_edit_json(PC, max_token="32"), PC, "max_token must be an integer or null"),
     "pc max_token below": (_edit_json(PC, max_token=-40), PC, "max_token -40 must be in [min_token"),
-    "pc horizon zero": (_edit_json(PC, time_horizon=0), PC, "'time_horizon' must be a positive integer or null"),
-    "pc action_dim list": (_edit_json(PC, action_dim=[2]), PC, "'action_dim' must be a positive integer or null"),
-    "pc vocab_size bool": (_edit_json(PC, vocab_size=True), PC, "'vocab_size' must be a positive integer"),
-    "pc clip string": (_edit_json(PC, clip="yes"), PC, "'clip' must be true or false, got 'yes'"),
+    "pc horizon zero": (_edit_json(PC, time_horizon=0), PC, "time_horizon must be an integer >= 1 or null"),
+    "pc action_dim list": (_edit_json(PC, action_dim=[2]), PC, "action_dim must be an integer >= 1 or null"),
+    "pc vocab_size bool": (_edit_json(PC, vocab_size=True), PC, "vocab_size must be an integer >= 1 or null"),
+    "pc clip string": (_edit_json(PC, clip="yes"), PC, "clip must be True or False, got 'yes'"),
     "tj empty": (_write(TJ, b""), TJ, "is not a readable BPE tokenizer file"),
     "tj truncated": (lambda f: (f / TJ).write_text((f / TJ).read_text()[:500]), TJ, "is not a readable BPE tokenizer"),
     "tj binary": (_write(TJ, b"\x00\xff\x13garbage"), TJ, "is not a readable BPE tokenizer file"),
@@ -397,7 +403,7 @@ CORRUPTIONS = {
     "tj a directory": (lambda f: ((f / TJ).unlink(), (f / TJ).mkdir()), TJ, "is missing"),
     "ac params mismatch": (_edit_params(scale=5.0), AC, "disagree on scale (5.0 vs 10.0)"),
     "ac clip mismatch": (_edit_params(clip=True), AC, "disagree on clip (True vs False)"),
-    "ac clip wrong type": (_edit_params(clip="false"), AC, "'clip' must be true or false, got 'false'"),
+    "ac clip wrong type": (_edit_params(clip="false"), AC, "clip must be True or False, got 'false'"),
     "ac unknown param": (_edit_params(bins=3), AC, "unknown FAST parameter 'bins'"),
     "ac params not object": (_edit_json(AC, params=[10.0]), AC, "params must be an object"),
     "ac horizon mismatch": (_edit_json(AC, horizon=12), AC, "disagree on time_horizon (12 vs 10)"),
@@ -443,7 +449,7 @@ def test_wavelet_folder_errors_name_the_file(pusht_chunks, tmp_path):
     config = json.loads((folder / AC).read_text())
     config["state"]["max_token"] = "32"
     (folder / AC).write_text(json.dumps(config))
-    with pytest.raises(ActokError, match=r"actok_tokenizer\.json: 'max_token' must be an integer"):
+    with pytest.raises(ActokError, match=r"actok_tokenizer\.json: max_token must be an integer, got '32'"):
         load_tokenizer(folder)
 
 
@@ -452,8 +458,8 @@ def test_compiled_and_library_encode_agree_on_rows_beyond_the_tables(g1_fast):
     tok, h, d = g1_fast, g1_fast.horizon, g1_fast.action_dim
     x = np.zeros((3, h, d))
     x[1, :, 0] = (0x10400 + tok.min_token) / (tok.scale * math.sqrt(h))
-    if tok._encode_tables is not None:
-        assert tok._encode_tables.classes.shape[0] == kernels.TABLE_CODE_POINTS
+    if tok.codec.encode_tables is not None:
+        assert tok.codec.encode_tables.classes.shape[0] == kernels.TABLE_CODE_POINTS
     ids = quietly(tok.encode, x)
     plain = plain_of(tok)
     assert ids == [plain.encode_one(c) for c in x]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-import actok.cli
+import actok.codec
 from actok.outputs import output_lock, write_file_atomically
 
 BUNDLED = Path(str(resources.files("actok") / "example_data" / "pusht"))
@@ -104,7 +104,7 @@ def test_interrupt_mid_write_keeps_the_previous_folder_and_leaves_no_temporary(t
         (Path(path) / "partial.json").write_text("{")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(actok.cli.ActionCodec, "save", interrupted_save)
+    monkeypatch.setattr(actok.codec.ActionCodec, "save", interrupted_save)
     code, _, err = train(out, capsys, "--overwrite")
     assert_one_line_error(code, err, "interrupted", exit_code=130)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

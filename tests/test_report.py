@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import matplotlib.image
 import matplotlib.pyplot as plt
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from actok.bench.metrics import reverse_water_filling
 from actok.bench.report import (
     FIGURES,
+    TABLE_COLUMNS,
     label_log_axes,
     load_results,
     pareto_front,
@@ -27,6 +29,7 @@ from actok.bench.report import (
     series_styles,
     token_length_figure,
 )
+from actok.bench.result import OPTIONAL_FIELDS, REQUIRED_FIELDS, SCHEMA_VERSION, BenchResult, ResultFileError
 from actok.cli import main
 from actok.errors import ActokError, ActokWarning
 from actok.tokenizers import available_tokenizers
@@ -41,12 +44,12 @@ def pusht_results(tmp_path_factory):
     return results
 
 
-def _result(folder, tokenizer: str) -> dict:
+def _result(folder, tokenizer: str) -> BenchResult:
     (path,) = folder.glob(f"*_{tokenizer}_action_tokenizer_results.json")
-    return json.loads(path.read_text())
+    return BenchResult.read(path)
 
 
-def _many_series(folder, n: int = 20) -> list[dict]:
+def _many_series(folder, n: int = 20) -> list[BenchResult]:
     """`n` results in one data setting: every registered tokenizer name, several runs each (a sweep), alternating
     the real fixed-length (binning) and variable-length (fast) metrics, spread over 3 decades of RMSE."""
     bases = [_result(folder, "binning"), _result(folder, "fast")]
@@ -54,10 +57,10 @@ def _many_series(folder, n: int = 20) -> list[dict]:
     rows = []
     for i in range(n):
         r = copy.deepcopy(bases[i % 2])
-        r["config"]["tokenizer"] = names[i % len(names)]
-        r["config"]["tokenizer_params"] = {"scale": float(i)}
-        r["metrics"]["reconstruction_rmse"] *= 1.4**i
-        r["metrics"]["mean_encode_time_sec"] *= 1.5**i
+        r.config["tokenizer"] = names[i % len(names)]
+        r.config["tokenizer_params"] = {"scale": float(i)}
+        r.metrics["reconstruction_rmse"] *= 1.4**i
+        r.metrics["mean_encode_time_sec"] *= 1.5**i
         rows.append(r)
     return rows
 
@@ -120,7 +123,7 @@ def test_twenty_series_look_distinct(pusht_results):
     rows = _many_series(pusht_results)
     styles = series_styles(rows)
     assert len(set(styles)) == len(rows) == 20
-    colour = {r["config"]["tokenizer"]: c for r, (c, _) in zip(rows, styles, strict=True)}
+    colour = {r.config["tokenizer"]: c for r, (c, _) in zip(rows, styles, strict=True)}
     assert len(set(colour.values())) == len(colour) == len(available_tokenizers())  # one colour per tokenizer
     assert colour["binning"] != colour["wavelet"]  # both were tab10 blue with 11 tokenizers
     assert "#d62728" not in colour.values()  # red is the bound's
@@ -129,7 +132,7 @@ def test_twenty_series_look_distinct(pusht_results):
 def test_repeated_configuration_gets_a_distinct_label(pusht_results):
     binning = _result(pusht_results, "binning")
     sweep = [copy.deepcopy(binning) for _ in range(3)]
-    sweep[2]["config"]["tokenizer_params"]["n_bins"] = 64
+    sweep[2].config["tokenizer_params"]["n_bins"] = 64
     assert series_labels(sweep) == ["binning(n_bins=256)", "binning(n_bins=256) #2", "binning(n_bins=64)"]
 
 
@@ -150,7 +153,7 @@ def test_figures_with_twenty_series_are_readable(pusht_results, name):
 
 def test_fixed_length_tokenizer_is_marked_in_the_token_length_figure(pusht_results):
     rows = [_result(pusht_results, "binning"), _result(pusht_results, "fast")]
-    assert rows[0]["metrics"]["token_length_counts"] == [[20, rows[0]["metrics"]["num_chunks_evaluated"]]]
+    assert rows[0].metrics["token_length_counts"] == [[20, rows[0].metrics["num_chunks_evaluated"]]]
     fig = token_length_figure(rows, series_labels(rows))
     (ax,) = fig.axes
     marked = [line for line in ax.lines if line.get_marker() not in ("None", "", None)]
@@ -210,18 +213,26 @@ def _corrupt(valid: dict) -> dict[str, tuple[bytes, str]]:
             variant(lambda d: d["config"].update(tokenizer=None)),
             "config.tokenizer is null (null), expected a string",
         ),
+        "future.json": (
+            variant(lambda d: d.update(schema_version=3)),
+            "schema_version 3 is not one this actok reads (1 to 2; a newer actok wrote it?)",
+        ),
+        "version_text.json": (
+            variant(lambda d: d.update(schema_version="2")),
+            'schema_version "2" is not one this actok reads',
+        ),
     }
 
 
 def test_each_corrupt_result_file_is_skipped_with_a_warning_naming_it(pusht_results, tmp_path):
     for path in pusht_results.glob("*.json"):
         shutil.copy(path, tmp_path)
-    corrupt = _corrupt(_result(pusht_results, "binning"))
+    corrupt = _corrupt(_result(pusht_results, "binning").to_json())
     for name, (content, _) in corrupt.items():
         (tmp_path / name).write_bytes(content)
     with pytest.warns(ActokWarning) as caught:
         results = load_results(tmp_path)
-    assert sorted(r["config"]["tokenizer"] for r in results) == ["binning", "fast"]  # the valid ones remain
+    assert sorted(r.config["tokenizer"] for r in results) == ["binning", "fast"]  # the valid ones remain
     messages = sorted(str(w.message) for w in caught)
     expected = sorted(f"skipped {tmp_path / name}: {problem}" for name, (_, problem) in corrupt.items())
     assert len(messages) == len(expected)
@@ -341,3 +352,20 @@ def test_report_renders_in_headless_chromium(pusht_results, tmp_path):
     )
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[:2] == (2000, 1200) and pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_version_1_result_files_still_load(pusht_results, tmp_path):
+    """Files written before `schema_version` existed (version 1: the same config and metrics) are read as they are."""
+    current = _result(pusht_results, "fast").to_json()
+    assert current["schema_version"] == SCHEMA_VERSION == 2
+    old = {key: value for key, value in current.items() if key != "schema_version"}
+    (tmp_path / "old_action_tokenizer_results.json").write_text(json.dumps(old))
+    (result,) = load_results(tmp_path)
+    assert result.config == current["config"] and result.metrics == current["metrics"]  # what the report draws
+
+
+def test_every_value_the_report_draws_is_checked_when_a_result_is_read():
+    checked = {**REQUIRED_FIELDS["metrics"], **OPTIONAL_FIELDS["metrics"]}
+    assert {key for _, key, _ in TABLE_COLUMNS if key} <= set(checked)
+    with pytest.raises(ResultFileError, match=r"^x.json is not a readable bench result: no 'config' or 'metrics' key"):
+        BenchResult.from_json({}, Path("x.json"))

@@ -44,10 +44,12 @@ from tqdm.auto import tqdm
 
 from actok import __version__
 from actok.codec import ActionCodec
+from actok.data.chunks import dims_to_spec
 from actok.data.lerobot import LeRobotDatasetReader
 from actok.data.normalize import NormalizationMode, Normalizer
 from actok.data.pipeline import ChunkConfig, ChunkSet, build_chunks
 from actok.errors import ActokError
+from actok.executor import check_engine
 
 PROFILE_FILE = "fit_profile.json"
 
@@ -223,34 +225,46 @@ def load_profile(folder: str | Path) -> dict | None:
     return data
 
 
-def serving_chunks(codec: ActionCodec, reader: LeRobotDatasetReader, sample_fraction: float = 0.2) -> ChunkSet:
+def serving_chunks(
+    codec: ActionCodec,
+    reader: LeRobotDatasetReader,
+    sample_fraction: float = 0.2,
+    max_chunks: int | None = None,
+    seed: int = 0,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> ChunkSet:
     """Chunks of every episode of `reader` cut as the saved pipeline cuts them (its horizon, encoded dims, delta
-    dims and state key; no hold-out). Only the raw chunks (`train_raw`) are meant to be used: normalization is
-    the saved normalizer's job, so none is fitted here."""
-    pipeline = codec.pipeline
-    delta = pipeline.get("delta_dims")
-    state_key = pipeline.get("state_key") or "observation.state"
-    if delta and state_key not in reader.columns:
+    dims and state key; no hold-out), `max_chunks` of them at most (a `seed`ed uniform subset, chosen before any is
+    read). Only the raw chunks (`train_raw`) are meant to be used: normalization is the saved normalizer's job, so
+    none is fitted here. `engine`/`ray_address` as in `build_chunks`."""
+    spec = codec.spec
+    delta = ",".join(map(str, spec.delta_dims)) or None
+    if delta and spec.state_key not in reader.columns:
         raise ActokError(
-            f"the saved pipeline makes dims {delta} relative to the state column {state_key!r}, which "
+            f"the saved pipeline makes dims {delta} relative to the state column {spec.state_key!r}, which "
             f"{reader.repo_id} lacks; available columns: {', '.join(reader.columns)}"
         )
-    action_dim = reader.episodes(state_key if delta else None)[0].action.shape[1]
-    if action_dim != pipeline["action_dim"]:
+    reader.episode_table()  # a dataset that cannot be read says so before its width is compared
+    action_dim = reader.column_width("action")[0]
+    if action_dim != spec.action_dim:
         raise ActokError(
-            f"{reader.repo_id} has {action_dim}-D actions but the tokenizer was trained on {pipeline['action_dim']}-D "
-            f"actions (encoded dims {pipeline['encoded_dims']})"
+            f"{reader.repo_id} has {action_dim}-D actions but the tokenizer was trained on {spec.action_dim}-D "
+            f"actions (encoded dims {dims_to_spec(spec.encoded_dims)})"
         )
     config = ChunkConfig(
-        action_horizon=codec.horizon,
-        encoded_dims=pipeline["encoded_dims"],
+        action_horizon=spec.horizon,
+        encoded_dims=dims_to_spec(spec.encoded_dims),
         delta_dims=delta,
-        state_key=state_key,
+        state_key=spec.state_key,
         normalization_mode=NormalizationMode.IDENTITY.value,
         sample_fraction=sample_fraction,
+        max_chunks=max_chunks,
         holdout_fraction=0.0,
+        seed=seed,
     )
-    return build_chunks(reader, config)
+    return build_chunks(reader, config, engine=engine, ray_address=ray_address)
 
 
 def _ratio(serving: float, fit: float) -> float:
@@ -389,11 +403,15 @@ def check_dataset(
     max_chunks: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Run a dataset through the saved tokenizer folder `path` (tokenizer + pipeline.json) and compare with its
     fit-time profile. `sample_fraction` of the chunks of every episode are used (LeRobot's per-episode sampling),
-    `max_chunks` keeps a `seed`ed random subset of those. Returns `compare`'s dict plus the dataset, the `serving`
+    `max_chunks` keeps a `seed`ed random subset of those (`engine`/`ray_address` as in `build_chunks`). Returns `compare`'s dict plus the dataset, the `serving`
     profile (with the share of chunks longer than the fit-time `max_token_len`) and the `fit` baseline."""
+    check_engine(engine, ray_address)
     path = Path(path)
     if not path.is_dir():
         raise ActokError(f"tokenizer folder {path} does not exist")
@@ -402,10 +420,8 @@ def check_dataset(
     codec = ActionCodec.load(path)
     recorded = load_profile(path)
     fit = fit_baseline(recorded) if recorded is not None else None
-    chunks = serving_chunks(codec, reader, sample_fraction)
+    chunks = serving_chunks(codec, reader, sample_fraction, max_chunks, seed, engine=engine, ray_address=ray_address)
     raw = chunks.train_raw
-    if max_chunks is not None and max_chunks < len(raw):
-        raw = raw[np.sort(np.random.default_rng(seed).choice(len(raw), size=max_chunks, replace=False))]
     lengths, serving = _measure(codec, raw, progress)
     if fit is not None and fit.get("max_token_len") is not None:
         serving["over_fit_max_token_len_fraction"] = float((lengths > fit["max_token_len"]).mean())

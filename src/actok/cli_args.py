@@ -10,6 +10,14 @@ import argparse
 import sys
 from typing import Any
 
+from actok.executor import ENGINES
+
+# `--engine`/`--ray-address`, the same on every command that reads datasets or runs a grid (add_flags rows).
+ENGINE_FLAGS = (
+    ("engine", str, "local", f"where the work runs: {' or '.join(ENGINES)} (Ray; needs actok[ray])"),
+    ("ray_address", str, None, "with --engine ray: the cluster to join (default: a new local Ray instance)"),
+)
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line usage errors (argparse prints the whole usage block by default)."""
@@ -38,3 +46,16 @@ def add_flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     if kwargs.pop("boolean", False):
         kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
     parser.add_argument(*options, dest=snake, **kwargs)
+
+
+def add_flags(parser: argparse.ArgumentParser, *rows: tuple) -> None:
+    """`add_flag` per row `(name, kind, default, help[, metavar])`; kind: int, float, str, bool (a bare flag or
+    true/false) or list (repeatable)."""
+    for name, kind, default, text, *metavar in rows:
+        kwargs = {"boolean": True} if kind is bool else {"action": "append"} if kind is list else {"type": kind}
+        add_flag(parser, name, default=default, help=text, metavar=metavar[0] if metavar else None, **kwargs)
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `engine`/`ray_address` keyword arguments of the library calls, from the `ENGINE_FLAGS` flags."""
+    return {"engine": args.engine, "ray_address": args.ray_address}

@@ -78,10 +78,18 @@ def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> 
         ray.shutdown()
 
 
-def _unwrap(err: BaseException) -> BaseException:
-    """The user's exception inside a Ray task error (Ray wraps what the task raised)."""
-    cause = getattr(err, "cause", None)
-    return cause if isinstance(cause, BaseException) else err
+def unwrap_error(err: BaseException) -> BaseException:
+    """The user's exception inside a Ray task error: Ray wraps what a task raised (`.cause`), and Ray Data wraps
+    that again (`__cause__`); the innermost one is the user's."""
+    seen = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        inner = getattr(err, "cause", None)
+        inner = inner if isinstance(inner, BaseException) else err.__cause__
+        if inner is None:
+            break
+        err = inner
+    return err
 
 
 def run_grid(
@@ -124,7 +132,7 @@ def _run_on_ray(fn, items, ray_address, resources) -> Iterator[tuple[int, Any]]:
                 try:
                     yield i, ray.get(ref)
                 except Exception as err:
-                    yield i, _unwrap(err)
+                    yield i, unwrap_error(err)
         finally:
             for ref in pending:  # Ctrl-C or an early stop: do not leave tasks running on a shared cluster
                 ray.cancel(ref, force=True)

@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 from scipy.fft import dct
 
+BINNING_256_MAX_ABS_ERROR = 1 / 256  # half a bin of 256-bin binning over [-1, 1]
+
 
 def reconstruction_metrics(original: np.ndarray, decoded: np.ndarray, prefix: str = "") -> dict:
     """Errors between chunks `[N, H, D]`: mae, mse, rmse, max and p95 absolute error, per-dimension MAE."""
@@ -35,6 +37,33 @@ def token_length_metrics(ids: list[list[int]], horizon: int, action_dim: int) ->
         "p50_token_length": float(np.percentile(lengths, 50)),
         "p99_token_length": float(np.percentile(lengths, 99)),
     }
+
+
+def compression_sample(n_chunks: int, size: int = 1000, seed: int = 42) -> np.ndarray:
+    """Positions of the chunks LeRobot's tokenizer script reports compression on: `min(size, n_chunks)` drawn
+    without replacement with `np.random.RandomState(seed)`."""
+    return np.random.RandomState(seed).choice(n_chunks, size=min(size, n_chunks), replace=False)
+
+
+def compression_stats(ids: list[list[int]], horizon: int, action_dim: int) -> dict:
+    """LeRobot's compression stats of the token ids of a sample (`compression_sample`): `token_length_metrics`'
+    ratio, mean, p99, min and max token length, and the number of chunks; `{}` for no chunk."""
+    if not ids:
+        return {}
+    lengths = token_length_metrics(ids, horizon, action_dim)
+    keys = ("compression_ratio", "mean_token_length", "p99_token_length", "min_token_length", "max_token_length")
+    return {**{k: lengths[k] for k in keys}, "num_chunks": len(ids)}
+
+
+def error_tail_metrics(metrics: dict, train_rmse: float | None = None) -> dict:
+    """From `reconstruction_metrics`' values: the max error against 256-bin binning's bound (1/256 in normalized
+    units; `max_abs_error_vs_binning_bound` 1 = the bound), and, for a tokenizer whose fit reports the RMSE it
+    reached on its training chunks (`train_rmse`, a learned tokenizer's diagnostics), the evaluated-to-training
+    RMSE ratio (`heldout_to_train_rmse_ratio`; None when the training RMSE is 0)."""
+    out = {"max_abs_error_vs_binning_bound": metrics["reconstruction_max_abs_error"] / BINNING_256_MAX_ABS_ERROR}
+    if train_rmse is not None:
+        out["heldout_to_train_rmse_ratio"] = metrics["reconstruction_rmse"] / train_rmse if train_rmse else None
+    return out
 
 
 def jerk_metrics(original: np.ndarray, decoded: np.ndarray) -> dict:

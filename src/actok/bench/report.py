@@ -16,7 +16,6 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -29,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from actok.bench.metrics import reverse_water_filling
+from actok.bench.result import BenchResult, ResultFileError
 from actok.errors import ActokError, ActokWarning
 from actok.outputs import interrupts_deferred, write_file_atomically
 
@@ -76,92 +76,10 @@ TABLE_COLUMNS = [
     ("dec µs", "mean_decode_time_sec", "{:.1f}"),
 ]
 
-# What the report reads from a result file and the JSON type each value must have; optional values may be absent
-# or null.
-REQUIRED_FIELDS = {
-    "config": {
-        "tokenizer": "a string",
-        "repo_id": "a string",
-        "action_horizon": "an integer",
-        "encoded_dims": "a string",
-        "normalization_mode": "a string",
-    },
-    "metrics": {
-        "reconstruction_rmse": "a finite number",
-        "mean_token_length": "a finite number",
-        "bits_per_chunk": "a finite number",
-        "mean_encode_time_sec": "a finite number",
-        "mean_decode_time_sec": "a finite number",
-        "num_chunks_evaluated": "an integer",
-        "per_dimension_mae": "a list of numbers",
-    },
-}
-OPTIONAL_FIELDS = {
-    "config": {"tokenizer_params": "an object"},
-    "metrics": {
-        "evaluated_split": "a string",
-        "token_length_counts": "a list of [length, count] pairs",
-        "train_dct_coefficient_variances": "a list of numbers",
-        **{key: "an integer" if key == "vocab_size" else "a number" for _, key, _ in TABLE_COLUMNS if key},
-    },
-}
 
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
-    return kinds[type(value)]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _has_type(value: Any, expected: str) -> bool:
-    checks = {
-        "a string": lambda v: isinstance(v, str),
-        "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "a number": _is_number,
-        "a finite number": lambda v: _is_number(v) and math.isfinite(v),
-        "an object": lambda v: isinstance(v, dict),
-        "a list of numbers": lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_number, v)),
-        "a list of [length, count] pairs": lambda v: (
-            isinstance(v, list)
-            and len(v) > 0
-            and all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) and p[1] > 0 for p in v)
-        ),
-    }
-    return checks[expected](value)
-
-
-def result_problem(data: Any) -> str | None:
-    """What keeps parsed JSON `data` from being a bench result the report can draw, or None when nothing does."""
-    if not isinstance(data, dict):
-        return f"the JSON is {_json_kind(data)}, not an object with 'config' and 'metrics'"
-    missing = [key for key in REQUIRED_FIELDS if key not in data]
-    if missing:
-        return f"no {' or '.join(map(repr, missing))} key (a bench result has 'config' and 'metrics')"
-    for section, required in REQUIRED_FIELDS.items():
-        part = data[section]
-        if not isinstance(part, dict):
-            return f"'{section}' is {_json_kind(part)}, expected an object"
-        absent = [key for key in required if key not in part]
-        if absent:
-            return f"'{section}' has no {absent[0]!r}"
-        fields = list(required.items())
-        fields += [(key, kind) for key, kind in OPTIONAL_FIELDS[section].items() if part.get(key) is not None]
-        for key, expected in fields:
-            if not _has_type(part[key], expected):
-                shown = json.dumps(part[key])
-                shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                return f"{section}.{key} is {shown} ({_json_kind(part[key])}), expected {expected}"
-    return None
-
-
-def load_results(directory: Path) -> list[dict[str, Any]]:
-    """Every bench result JSON in `directory`. Each other *.json file is skipped with an ActokWarning that names it
-    and says what is wrong; an ActokError when no valid result remains."""
+def load_results(directory: Path) -> list[BenchResult]:
+    """Every bench result JSON in `directory` (`BenchResult.read`). Each other *.json file is skipped with an
+    ActokWarning that names it and says what is wrong; an ActokError when no valid result remains."""
     if directory.exists() and not directory.is_dir():
         raise ActokError(f"{directory} is a file; actok report takes the folder that holds bench result files")
     if not directory.is_dir():
@@ -169,20 +87,10 @@ def load_results(directory: Path) -> list[dict[str, Any]]:
     out, skipped = [], 0
     for path in sorted(directory.glob("*.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            problem = "not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            problem = f"not valid JSON ({exc})"
-        except OSError as exc:
-            problem = f"cannot be read ({exc.strerror})"
-        else:
-            problem = result_problem(data)
-        if problem:
-            warnings.warn(f"skipped {path}: {problem}", ActokWarning, stacklevel=2)
+            out.append(BenchResult.read(path))
+        except ResultFileError as exc:
+            warnings.warn(f"skipped {path}: {exc.problem}", ActokWarning, stacklevel=2)
             skipped += 1
-        else:
-            out.append({**data, "path": path})
     if not out and skipped:
         raise ActokError(
             f"no valid bench result in {directory}: all {skipped} JSON file(s) were skipped (see the warnings above)"
@@ -192,35 +100,35 @@ def load_results(directory: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _setting(result: dict) -> str:
-    c = result["config"]
+def _setting(result: BenchResult) -> str:
+    c = result.config
     delta = f", delta {c['delta_dims']}" if c.get("use_delta_transform") and c.get("delta_dims") else ""
     return f"{c['repo_id']}: H={c['action_horizon']}, dims {c['encoded_dims']}, {c['normalization_mode']}{delta}"
 
 
-def series_labels(results: list[dict]) -> list[str]:
+def series_labels(results: list[BenchResult]) -> list[str]:
     """Tokenizer name plus the parameters that differ between results of the same tokenizer; a label that would
     repeat gets ` #2`, ` #3`, ... (the same configuration benchmarked again)."""
     labels, seen = [], {}
     for r in results:
-        params = r["config"].get("tokenizer_params") or {}
-        same = [o for o in results if o["config"]["tokenizer"] == r["config"]["tokenizer"]]
-        values = [{json.dumps((o["config"].get("tokenizer_params") or {}).get(k)) for o in same} for k in params]
+        params = r.config.get("tokenizer_params") or {}
+        same = [o for o in results if o.config["tokenizer"] == r.config["tokenizer"]]
+        values = [{json.dumps((o.config.get("tokenizer_params") or {}).get(k)) for o in same} for k in params]
         extra = ", ".join(f"{k}={params[k]}" for k, v in zip(params, values, strict=True) if len(v) > 1)
-        label = f"{r['config']['tokenizer']}({extra})" if extra else r["config"]["tokenizer"]
+        label = f"{r.config['tokenizer']}({extra})" if extra else r.config["tokenizer"]
         seen[label] = seen.get(label, 0) + 1
         labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     return labels
 
 
-def series_styles(results: list[dict]) -> list[tuple[str, str]]:
+def series_styles(results: list[BenchResult]) -> list[tuple[str, str]]:
     """(colour, marker) per result: one colour per tokenizer, one marker per run of that tokenizer, so no two
     series of a setting look alike (tokenizers beyond the palette also shift their markers)."""
-    names = sorted({r["config"]["tokenizer"] for r in results})
+    names = sorted({r.config["tokenizer"] for r in results})
     runs = dict.fromkeys(names, 0)
     styles = []
     for r in results:
-        name = r["config"]["tokenizer"]
+        name = r.config["tokenizer"]
         k = names.index(name)
         marker = RUN_MARKERS[(runs[name] + k // len(TOKENIZER_COLORS)) % len(RUN_MARKERS)]
         styles.append((TOKENIZER_COLORS[k % len(TOKENIZER_COLORS)], marker))
@@ -274,13 +182,13 @@ def label_log_axes(ax) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def rate_distortion_figure(results: list[dict], labels: list[str]) -> Figure:
+def rate_distortion_figure(results: list[BenchResult], labels: list[str]) -> Figure:
     """Mean tokens (left) and bits (right) per chunk vs RMSE, log-log: one point per result, the runs of one
     tokenizer joined in RMSE order, the Pareto frontier, and on the bits panel the reverse water-filling bound."""
-    rmse = np.array([r["metrics"]["reconstruction_rmse"] for r in results])
-    tokens = np.array([r["metrics"]["mean_token_length"] for r in results])
-    bits = np.array([r["metrics"]["bits_per_chunk"] for r in results])
-    names = np.array([r["config"]["tokenizer"] for r in results])
+    rmse = np.array([r.metrics["reconstruction_rmse"] for r in results])
+    tokens = np.array([r.metrics["mean_token_length"] for r in results])
+    bits = np.array([r.metrics["bits_per_chunk"] for r in results])
+    names = np.array([r.config["tokenizer"] for r in results])
     styles = series_styles(results)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, cost, ylabel in ((axes[0], tokens, "mean tokens per chunk"), (axes[1], bits, "bits per chunk")):
@@ -302,7 +210,7 @@ def rate_distortion_figure(results: list[dict], labels: list[str]) -> Figure:
         for (c, m), label in zip(styles, labels, strict=True)
     ]
     handles.append(Line2D([], [], color="k", lw=1, ls="--", label="Pareto frontier"))
-    variances = results[0]["metrics"].get("train_dct_coefficient_variances")
+    variances = results[0].metrics.get("train_dct_coefficient_variances")
     if variances:
         bound_rmse, bound_bits = reverse_water_filling(np.array(variances))
         keep = (bound_bits > 0) & (bound_rmse >= rmse.min() / 3)
@@ -317,7 +225,7 @@ def rate_distortion_figure(results: list[dict], labels: list[str]) -> Figure:
     return fig
 
 
-def token_length_figure(results: list[dict], labels: list[str]) -> Figure:
+def token_length_figure(results: list[BenchResult], labels: list[str]) -> Figure:
     """One row per result: the share of held-out chunks at each token count as a histogram scaled to the row's
     peak; a fixed-length tokenizer is a single marked spike. The column at the right gives the fixed length, or
     the mean and range."""
@@ -326,7 +234,7 @@ def token_length_figure(results: list[dict], labels: list[str]) -> Figure:
     shortest, longest = np.inf, 0.0
     for i, (r, (color, marker)) in enumerate(zip(results, series_styles(results), strict=True)):
         row = n - 1 - i  # the first result on top, as in the table
-        m = r["metrics"]
+        m = r.metrics
         counts = np.array(m.get("token_length_counts") or [[m["mean_token_length"], 1]], dtype=float)
         lengths, share = counts[:, 0], counts[:, 1] / counts[:, 1].max()
         shortest, longest = min(shortest, lengths.min()), max(longest, lengths.max())
@@ -351,14 +259,14 @@ def token_length_figure(results: list[dict], labels: list[str]) -> Figure:
     return fig
 
 
-def per_dimension_figure(results: list[dict], labels: list[str]) -> Figure:
+def per_dimension_figure(results: list[BenchResult], labels: list[str]) -> Figure:
     """Held-out mean absolute error per encoded dimension (columns) and result (rows), log-coloured, with the
     value written in each cell when the cells are wide enough (up to 12 dims)."""
     n = len(results)
-    n_dims = max(len(r["metrics"]["per_dimension_mae"]) for r in results)
+    n_dims = max(len(r.metrics["per_dimension_mae"]) for r in results)
     mae = np.full((n, n_dims), np.nan)
     for i, r in enumerate(results):
-        mae[i, : len(r["metrics"]["per_dimension_mae"])] = r["metrics"]["per_dimension_mae"]
+        mae[i, : len(r.metrics["per_dimension_mae"])] = r.metrics["per_dimension_mae"]
     positive = mae[mae > 0]
     vmin, vmax = (positive.min(), positive.max()) if len(positive) else (1e-3, 1.0)
     norm = LogNorm(vmin, vmax) if vmax > vmin else LogNorm(vmin / 2, vmax * 2)
@@ -380,10 +288,10 @@ def per_dimension_figure(results: list[dict], labels: list[str]) -> Figure:
     return fig
 
 
-def timing_figure(results: list[dict], labels: list[str]) -> Figure:
+def timing_figure(results: list[BenchResult], labels: list[str]) -> Figure:
     """Encode and decode time per chunk, one pair of bars per result (first result on top), log scale."""
-    enc = np.array([r["metrics"]["mean_encode_time_sec"] for r in results]) * 1e6
-    dec = np.array([r["metrics"]["mean_decode_time_sec"] for r in results]) * 1e6
+    enc = np.array([r.metrics["mean_encode_time_sec"] for r in results]) * 1e6
+    dec = np.array([r.metrics["mean_decode_time_sec"] for r in results]) * 1e6
     y = np.arange(len(results))[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(results) + 1.4))
     ax.barh(y + 0.2, enc, height=0.4, color="tab:blue", label="encode")
@@ -407,13 +315,13 @@ FIGURES = {
 }
 
 
-def _cells(result: dict, label: str) -> list[str]:
+def _cells(result: BenchResult, label: str) -> list[str]:
     out = []
     for _, key, fmt in TABLE_COLUMNS:
         if key is None:
             out.append(label)
             continue
-        value = result["metrics"].get(key)
+        value = result.metrics.get(key)
         if value is None:
             out.append("–")
         else:
@@ -421,16 +329,22 @@ def _cells(result: dict, label: str) -> list[str]:
     return out
 
 
+def check_report_free(output: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """The report's two pages in `output`; `ActokError` when one exists and `overwrite` is off."""
+    pages = output / REPORT_MD, output / REPORT_HTML
+    existing = [p for p in pages if p.exists()]
+    if existing and not overwrite:
+        raise ActokError(f"{existing[0]} already exists; pass --overwrite to replace the report")
+    return pages
+
+
 def write_report(directory: Path, output: Path | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Write report.md (+ report_files/*.png) and report.html into `output` (default: `directory`)."""
     results = load_results(directory)
     output = output or directory
-    md_path, html_path = output / REPORT_MD, output / REPORT_HTML
-    existing = [p for p in (md_path, html_path) if p.exists()]
-    if existing and not overwrite:
-        raise ActokError(f"{existing[0]} already exists; pass --overwrite to replace the report")
+    md_path, html_path = check_report_free(output, overwrite)
     figures: dict[Path, bytes] = {}  # written with the pages at the end, so an interrupted run writes nothing
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[BenchResult]] = {}
     for r in results:
         groups.setdefault(_setting(r), []).append(r)
     md = [f"# actok benchmark report\n\n{len(results)} results from `{directory}`, {len(groups)} data setting(s).\n"]
@@ -438,9 +352,9 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
         f"<h1>actok benchmark report</h1><p>{len(results)} results from <code>{html.escape(str(directory))}</code>, {len(groups)} data setting(s).</p>"
     ]
     for g, (setting, rows) in enumerate(sorted(groups.items())):
-        rows.sort(key=lambda r: (r["config"]["tokenizer"], r["metrics"]["reconstruction_rmse"]))
+        rows.sort(key=lambda r: (r.config["tokenizer"], r.metrics["reconstruction_rmse"]))
         labels = series_labels(rows)
-        m0 = rows[0]["metrics"]
+        m0 = rows[0].metrics
         split = f"{m0.get('evaluated_split', '?')} split, {m0['num_chunks_evaluated']} chunks evaluated"
         md += [
             f"\n## {setting}\n\n{split}\n",

@@ -1,6 +1,7 @@
-"""The benchmark harness: sample chunks from a split, encode/decode with a tokenizer, time and score.
+"""Scoring one fitted tokenizer: sample chunks from a split, encode/decode, time and score (`benchmark_tokenizer`).
 
-It knows nothing about any one tokenizer; results are plain dicts written as JSON (`write_result`).
+It knows nothing about any one tokenizer (a tokenizer adds only its `diagnostics`); the metrics dict becomes a
+`BenchResult` in `actok.bench.harness`, written by `write_result` (never replacing a file).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from actok.bench.metrics import (
     corrupt_tokens,
     dct_coefficient_variances,
+    error_tail_metrics,
     jerk_metrics,
     reconstruction_metrics,
     token_length_metrics,
@@ -62,23 +64,22 @@ def benchmark_tokenizer(
     """Encode + decode a sample of the evaluation split; return the metrics dict.
 
     `train_dct_variances` (the report's rate-distortion bound) depends on the chunks only: pass it when scoring
-    several tokenizers on the same chunks; it is computed here otherwise.
+    several tokenizers on the same chunks; it is computed here otherwise. Every error metric is computed here the
+    same way for every tokenizer; the tokenizer adds only facts about its own state (`diagnostics`).
 
     Times are for batch calls divided by the number of chunks (seconds per chunk, best of `timing_repeats`).
     """
     split, normalized, raw = evaluation_split(chunks)
     idx = sample_indices(len(normalized), max_chunks, seed)
     original, original_raw = normalized[idx], raw[idx]
-    n = len(idx)
+    n, horizon, dim = len(idx), chunks.horizon, len(chunks.encoded_dims)
     ids, enc_time = _timed(lambda: tokenizer.encode(original), timing_repeats)
     (decoded, valid), dec_time = _timed(
-        lambda: tokenizer.decode(ids, horizon=chunks.horizon, action_dim=len(chunks.encoded_dims), return_valid=True),
-        timing_repeats,
+        lambda: tokenizer.decode(ids, horizon=horizon, action_dim=dim, return_valid=True), timing_repeats
     )
-    decoded_raw = chunks.normalizer.unnormalize(decoded)
     metrics = {
         **reconstruction_metrics(original, decoded),
-        **token_length_metrics(ids, chunks.horizon, len(chunks.encoded_dims)),
+        **token_length_metrics(ids, horizon, dim),
         "mean_encode_time_sec": enc_time / n,
         "mean_decode_time_sec": dec_time / n,
         "num_chunks_evaluated": n,
@@ -86,36 +87,45 @@ def benchmark_tokenizer(
         "vocab_size": tokenizer.vocab_size,
         "bits_per_chunk": float(np.mean([len(s) for s in ids]) * np.log2(tokenizer.vocab_size)),
         "invalid_decode_fraction": float(1.0 - valid.mean()),
-        **reconstruction_metrics(original_raw, decoded_raw, prefix="raw_"),
+        **reconstruction_metrics(original_raw, chunks.normalizer.unnormalize(decoded), prefix="raw_"),
         **jerk_metrics(original, decoded),
         "evaluated_split": split,
         "num_train_episodes": len(chunks.train_episodes),
         "num_holdout_episodes": len(chunks.holdout_episodes),
         "num_train_chunks": len(chunks.train),
         "num_holdout_chunks": len(chunks.holdout),
+        **token_statistics(ids, tokenizer.vocab_size),
     }
-    metrics.update(token_statistics(ids, tokenizer.vocab_size))
     lengths, counts = np.unique([len(s) for s in ids], return_counts=True)
     metrics["token_length_counts"] = [[int(a), int(b)] for a, b in zip(lengths, counts, strict=True)]
     # For the report's rate-distortion bound: variances of the training chunks' DCT coefficients.
     if train_dct_variances is None:
         train_dct_variances = dct_coefficient_variances(chunks.train)
     metrics["train_dct_coefficient_variances"] = np.asarray(train_dct_variances).tolist()
-    clean_rmse = metrics["reconstruction_rmse"]
-    for fraction in NOISE_FRACTIONS:  # robustness of decoding to a model's wrong tokens
+    metrics.update(_noise_metrics(tokenizer, ids, original, metrics["reconstruction_rmse"], seed))
+    diagnostics = tokenizer.diagnostics(original, ids)
+    metrics.update(diagnostics)
+    metrics.update(error_tail_metrics(metrics, diagnostics.get("train_rmse")))
+    return metrics
+
+
+def _noise_metrics(
+    tokenizer: ActionTokenizer, ids: list[list[int]], original: np.ndarray, clean_rmse: float, seed: int
+) -> dict:
+    """Robustness of decoding to a model's wrong tokens: RMSE increase and invalid fraction when a share
+    (`NOISE_FRACTIONS`) of the tokens of `original` `[N, H, D]` is replaced by random ids."""
+    out = {}
+    for fraction in NOISE_FRACTIONS:
         noisy, noisy_valid = tokenizer.decode(
             corrupt_tokens(ids, fraction, tokenizer.vocab_size, seed),
-            horizon=chunks.horizon,
-            action_dim=len(chunks.encoded_dims),
+            horizon=original.shape[1],
+            action_dim=original.shape[2],
             return_valid=True,
         )
         tag = f"noise_{round(fraction * 100)}pct"
-        metrics[f"{tag}_rmse_increase"] = float(np.sqrt(np.mean((noisy - original) ** 2)) - clean_rmse)
-        metrics[f"{tag}_invalid_decode_fraction"] = float(1.0 - noisy_valid.mean())
-    extra = getattr(tokenizer, "extra_metrics", None)
-    if callable(extra):
-        metrics.update(extra(original, ids, decoded))  # tokenizer-specific diagnostics (learned codes, clipping)
-    return metrics
+        out[f"{tag}_rmse_increase"] = float(np.sqrt(np.mean((noisy - original) ** 2)) - clean_rmse)
+        out[f"{tag}_invalid_decode_fraction"] = float(1.0 - noisy_valid.mean())
+    return out
 
 
 def results_filename(repo_id: str, tokenizer: str | None = None, timestamp: str | None = None) -> str:

@@ -42,6 +42,19 @@ class Episode:
         return len(self.action)
 
 
+@dataclass(frozen=True)
+class EpisodeTable:
+    """Where the episodes are, without their data: `[E]` arrays sorted by episode index."""
+
+    index: np.ndarray  # episode indices
+    length: np.ndarray  # frames per episode
+    file: np.ndarray  # position of the episode's data file in `LeRobotDatasetReader.data_files`
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.length.sum())
+
+
 def default_cache_roots(repo_id: str) -> list[Path]:
     """Local folders searched for `repo_id` when no `root` is given, in order."""
     roots = []
@@ -138,7 +151,7 @@ def _read_table(path: Path, columns: list[str]) -> pa.Table:
         ) from None
 
 
-def _list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
+def list_column_to_numpy(column: pa.ChunkedArray, name: str, path: Path | str) -> np.ndarray:
     """A fixed-size or variable list column of numbers -> `[n, d]` array (a scalar column -> `[n, 1]`)."""
     arr = column.combine_chunks()
     n = len(arr)
@@ -207,99 +220,157 @@ class LeRobotDatasetReader:
             raise ActokError(f"{self.root} has no data files: expected parquet files like {template}")
         self.columns = list(_read_schema(self.data_files[0]).names)
         self._cache: dict[tuple, list[Episode]] = {}
+        self._table: EpisodeTable | None = None
+        self._order_col: str | None = None
+        self._info_checked: set[tuple] = set()
 
     def __repr__(self) -> str:
         return f"LeRobotDatasetReader(root={str(self.root)!r}, codebase_version={self.codebase_version!r})"
 
     # ---------------------------------------------------------------- episodes
-    def episodes(self, state_key: str | None = None) -> list[Episode]:
-        """All episodes, sorted by episode index; `state` is filled when `state_key` is given."""
-        key = (state_key,)
-        if key not in self._cache:
-            self._cache[key] = self._read_episodes(state_key)
-        return self._cache[key]
+    def episode_table(self) -> EpisodeTable:
+        """Every episode's index, length and data file, from one pass over the index columns only (cached).
 
-    def _read_episodes(self, state_key: str | None) -> list[Episode]:
+        Refuses an episode found in two data files, a frame key repeated within an episode and an empty data file;
+        warns about frame_index gaps and about `meta/info.json` totals that disagree with the files."""
+        if self._table is None:
+            self._table = self._scan_episodes()
+        return self._table
+
+    def _scan_episodes(self) -> EpisodeTable:
         if "action" not in self.columns:
             raise ActokError(f"{self.data_files[0]} has no 'action' column; columns: {', '.join(self.columns)}")
-        if state_key is not None and state_key not in self.columns:
-            raise ActokError(
-                f"state key {state_key!r} not found in {self.repo_id}; available columns: {', '.join(self.columns)}"
-            )
-        schemas = {path: set(_read_schema(path).names) for path in self.data_files}
+        schemas = [set(_read_schema(path).names) for path in self.data_files]
         # One frame key for every file, so rows compare across files: frame_index, else the global index, else
         # the file order (frame_index is optional in real datasets).
-        order_col = next((c for c in ("frame_index", "index") if all(c in n for n in schemas.values())), None)
-        wanted = list(dict.fromkeys(["action", *([state_key] if state_key else [])]))  # --state-key action: read once
-        actions, states, episode_ids, order_keys = [], [], [], []
+        self._order_col = next((c for c in ("frame_index", "index") if all(c in n for n in schemas)), None)
+        parts, gaps = [], []  # per file: (episode indices, lengths); the first frame gap of each file
         file_of: dict[int, Path] = {}  # episode index -> the one data file that holds it
-        for path, names in schemas.items():
-            missing = [c for c in wanted if c not in names]
-            if missing:
-                raise ActokError(f"{path} lacks column(s) {', '.join(missing)}; it has {', '.join(sorted(names))}")
-            extra = [c for c in ("episode_index", order_col) if c in names]
-            table = _read_table(path, wanted + extra)
-            n = table.num_rows
-            if n == 0:
-                raise ActokError(f"{path} has 0 rows: remove the empty data file or rewrite it")
-            actions.append(_list_column_to_numpy(table.column("action"), "action", path))
-            if state_key:
-                states.append(_list_column_to_numpy(table.column(state_key), state_key, path))
-            if "episode_index" in names:
-                episode_ids.append(_index_column(table, "episode_index", path))
-            else:
-                match = _EPISODE_FILE_RE.search(path.name)
-                if match is None:
-                    raise ActokError(f"{path} has no 'episode_index' column and its name does not give one")
-                episode_ids.append(np.full(n, int(match.group(1)), dtype=np.int64))
-            for index in np.unique(episode_ids[-1]).tolist():
+        for number, (path, names) in enumerate(zip(self.data_files, schemas, strict=True)):
+            ep, key = self._index_columns(path, names)
+            for index in np.unique(ep).tolist():
                 other = file_of.setdefault(index, path)
                 if other != path:
                     raise ActokError(
                         f"episode {index} has rows in two data files, {other} and {path}: two episodes under one "
                         "episode_index would be interleaved; give each episode its own index"
                     )
-            order_keys.append(_index_column(table, order_col, path) if order_col else np.full(n, -1, np.int64))
-        widths = {a.shape[1] for a in actions}
-        if len(widths) > 1:
-            raise ActokError(f"'action' has different widths across data files: {sorted(widths)}")
-        action = np.concatenate(actions)
-        state = np.concatenate(states) if state_key else None
-        ep = np.concatenate(episode_ids)
-        key = np.concatenate(order_keys)
-        # Stable sort by (episode, frame): rows out of frame order are put in order; without a frame key rows
-        # keep their file order.
-        order = np.lexsort((key, ep))
-        action, ep, key = action[order], ep[order], key[order]
-        if state is not None:
-            state = state[order]
-        if order_col:
-            _check_frame_keys(ep, key, order_col, file_of)
-        boundaries = np.flatnonzero(np.diff(ep)) + 1
-        starts = np.concatenate([[0], boundaries])
-        stops = np.concatenate([boundaries, [len(ep)]])
-        episodes = []
-        for start, stop in zip(starts, stops, strict=True):
-            frames = key[start:stop] if order_col == "frame_index" else np.arange(stop - start)
-            episodes.append(
-                Episode(
-                    index=int(ep[start]),
-                    action=action[start:stop],
-                    state=None if state is None else state[start:stop],
-                    frame_index=frames,
-                )
+            order = np.lexsort((key, ep))
+            if self._order_col:
+                gap = _check_frame_keys(ep[order], key[order], self._order_col, path)
+                gaps += [gap] if gap else []
+            indices, lengths = np.unique(ep, return_counts=True)
+            parts.append((indices, lengths, np.full(len(indices), number)))
+        if gaps:
+            _, index, frame, path = min(gaps, key=lambda g: g[1])
+            warnings.warn(
+                f"frame_index skips frames in {sum(g[0] for g in gaps)} episode(s) (first: episode {index} after "
+                f"frame {frame}, in {path}); chunks span the missing frames as if they were consecutive",
+                ActokWarning,
+                stacklevel=4,
             )
-        self._check_info(episodes, action.shape[1], None if state is None else (state_key, state.shape[1]))
-        return episodes
+        indices, lengths, files = (np.concatenate(p) for p in zip(*parts, strict=True))
+        order = np.argsort(indices, kind="stable")
+        return EpisodeTable(index=indices[order], length=lengths[order], file=files[order])
 
-    def _check_info(self, episodes: list[Episode], action_dim: int, state: tuple[str, int] | None) -> None:
+    def _index_columns(self, path: Path, names: set[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`(episode index [n], frame key [n])` of one data file's rows, in file order (key -1 without one)."""
+        columns = [c for c in ("episode_index", self._order_col) if c in names]
+        table = _read_table(path, columns) if columns else None
+        n = table.num_rows if table is not None else pq.ParquetFile(path).metadata.num_rows
+        if n == 0:
+            raise ActokError(f"{path} has 0 rows: remove the empty data file or rewrite it")
+        if "episode_index" in names:
+            ep = _index_column(table, "episode_index", path)
+        else:
+            match = _EPISODE_FILE_RE.search(path.name)
+            if match is None:
+                raise ActokError(f"{path} has no 'episode_index' column and its name does not give one")
+            ep = np.full(n, int(match.group(1)), dtype=np.int64)
+        key = _index_column(table, self._order_col, path) if self._order_col else np.full(n, -1, np.int64)
+        return ep, key
+
+    def frame_key(self) -> str | None:
+        """The column that orders frames within an episode in every data file (`frame_index`, else `index`), or
+        None (then the file order is the frame order)."""
+        self.episode_table()
+        return self._order_col
+
+    def column_width(self, name: str) -> tuple[int, np.dtype]:
+        """Values per frame of a list column and the dtype actok reads them as, from the first data file."""
+        if name not in self.columns:
+            raise ActokError(
+                f"state key {name!r} not found in {self.repo_id}; available columns: {', '.join(self.columns)}"
+            )
+        path = self.data_files[0]
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=1, columns=[name]), None)
+        if batch is None:
+            raise ActokError(f"{path} has 0 rows: remove the empty data file or rewrite it")
+        first = list_column_to_numpy(pa.chunked_array([batch.column(0)]), name, path)
+        return first.shape[1], first.dtype
+
+    def read_file(self, number: int, state_key: str | None = None, wanted: set[int] | None = None) -> list[Episode]:
+        """The episodes of data file `number` (all, or those in `wanted`), sorted by episode index, each by frame.
+
+        Reads only `action`, the state column when `state_key` is given, and the index columns."""
+        self.episode_table()  # the frame key, and the checks of the whole dataset
+        path = self.data_files[number]
+        names = set(_read_schema(path).names)
+        wanted_cols = list(dict.fromkeys(["action", *([state_key] if state_key else [])]))  # --state-key action
+        missing = [c for c in wanted_cols if c not in names]
+        if missing:
+            raise ActokError(f"{path} lacks column(s) {', '.join(missing)}; it has {', '.join(sorted(names))}")
+        table = _read_table(path, wanted_cols)
+        ep, key = self._index_columns(path, names)
+        order = np.lexsort((key, ep))
+        if wanted is not None:  # read the columns of the wanted episodes only
+            order = order[np.isin(ep[order], np.fromiter(wanted, np.int64, len(wanted)))]
+            table = table.take(pa.array(order))
+            ep, key, order = ep[order], key[order], np.arange(len(order))
+        action = list_column_to_numpy(table.column("action"), "action", path)[order]
+        state = list_column_to_numpy(table.column(state_key), state_key, path)[order] if state_key else None
+        ep, key = ep[order], key[order]
+        bounds = np.flatnonzero(np.diff(ep)) + 1
+        return [
+            Episode(
+                index=int(ep[start]),
+                action=action[start:stop],
+                state=None if state is None else state[start:stop],
+                frame_index=key[start:stop] if self._order_col == "frame_index" else np.arange(stop - start),
+            )
+            for start, stop in zip([0, *bounds], [*bounds, len(ep)], strict=True)
+            if stop > start
+        ]
+
+    def episodes(self, state_key: str | None = None) -> list[Episode]:
+        """All episodes, sorted by episode index; `state` is filled when `state_key` is given (holds the whole
+        dataset in memory: `build_chunks` reads file by file instead)."""
+        key = (state_key,)
+        if key not in self._cache:
+            if state_key is not None:
+                self.column_width(state_key)  # the one-line error for a missing state column
+            episodes = [e for n in range(len(self.data_files)) for e in self.read_file(n, state_key)]
+            episodes.sort(key=lambda e: e.index)
+            widths = sorted({e.action.shape[1] for e in episodes})
+            if len(widths) > 1:
+                raise ActokError(f"'action' has different widths across data files: {widths}")
+            state = None if state_key is None else (state_key, episodes[0].state.shape[1])
+            self.check_info(episodes[0].action.shape[1], state)
+            self._cache[key] = episodes
+        return self._cache[key]
+
+    def check_info(self, action_dim: int, state: tuple[str, int] | None) -> None:
+        """Warn (`ActokWarning`, once per reader) where `meta/info.json` disagrees with the files: totals, shapes."""
+        if (action_dim, state) in self._info_checked:
+            return
+        self._info_checked.add((action_dim, state))
         problems = []
         total_episodes, total_frames = self.info.get("total_episodes"), self.info.get("total_frames")
-        n_frames = sum(len(e) for e in episodes)
-        if total_episodes is not None and total_episodes != len(episodes):
-            problems.append(f"total_episodes={total_episodes} but the data files hold {len(episodes)}")
-        if total_frames is not None and total_frames != n_frames:
-            problems.append(f"total_frames={total_frames} but the data files hold {n_frames}")
+        table = self.episode_table()
+        if total_episodes is not None and total_episodes != len(table.index):
+            problems.append(f"total_episodes={total_episodes} but the data files hold {len(table.index)}")
+        if total_frames is not None and total_frames != table.num_frames:
+            problems.append(f"total_frames={total_frames} but the data files hold {table.num_frames}")
         features = self.info.get("features", {})
         for name, dim in [("action", action_dim), *([state] if state else [])]:
             shape = features.get(name, {}).get("shape")
@@ -396,28 +467,24 @@ def _check_info_fields(info: dict, path: Path) -> None:
             raise ActokError(f"{path}: features.{name}.shape must be a list of non-negative integers, got {shape!r}")
 
 
-def _check_frame_keys(ep: np.ndarray, key: np.ndarray, order_col: str, file_of: dict[int, Path]) -> None:
-    """Refuse a frame key repeated within an episode (two episodes' rows under one index); warn about gaps.
+def _check_frame_keys(ep: np.ndarray, key: np.ndarray, order_col: str, path: Path) -> tuple[int, int, int, Path] | None:
+    """Refuse a frame key repeated within an episode (two episodes' rows under one index) of one data file.
 
-    `ep` and `key` `[n]` are sorted by (episode, key)."""
+    `ep` and `key` `[n]` are the file's rows sorted by (episode, key). Returns, when `frame_index` skips frames,
+    `(episodes with gaps, first such episode, the frame before its first gap, path)` for one warning per dataset."""
     same_episode = ep[1:] == ep[:-1]
     step = key[1:] - key[:-1]
     repeated = np.flatnonzero(same_episode & (step == 0))
     if len(repeated):
         index, frame = int(ep[repeated[0]]), int(key[repeated[0]])
         raise ActokError(
-            f"episode {index} has {order_col} {frame} more than once in {file_of[index]}: rows of two episodes "
+            f"episode {index} has {order_col} {frame} more than once in {path}: rows of two episodes "
             "under one episode_index would be interleaved; give each episode its own index"
         )
     gaps = np.flatnonzero(same_episode & (step > 1))
-    if order_col == "frame_index" and len(gaps):
-        index, frame = int(ep[gaps[0]]), int(key[gaps[0]])
-        warnings.warn(
-            f"frame_index skips frames in {len(np.unique(ep[gaps]))} episode(s) (first: episode {index} after "
-            f"frame {frame}, in {file_of[index]}); chunks span the missing frames as if they were consecutive",
-            ActokWarning,
-            stacklevel=4,
-        )
+    if order_col != "frame_index" or not len(gaps):
+        return None
+    return len(np.unique(ep[gaps])), int(ep[gaps[0]]), int(key[gaps[0]]), path
 
 
 def _stat_arrays(raw: object, where: str, feature: str) -> dict[str, np.ndarray]:

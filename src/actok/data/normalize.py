@@ -38,21 +38,21 @@ _REQUIRED = {
     NormalizationMode.QUANTILES: ("q01", "q99"),
     NormalizationMode.QUANTILE10: ("q10", "q90"),
 }
-_QUANTILE_LEVELS = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+QUANTILE_LEVELS = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 
 
 def compute_stats(values: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Statistics `names` of `values` `[M, D]` per dimension (quantiles by linear interpolation)."""
     values = np.asarray(values)
     out: dict[str, np.ndarray] = {}
-    levels = [n for n in names if n in _QUANTILE_LEVELS]
+    levels = [n for n in names if n in QUANTILE_LEVELS]
     if levels:
-        qs = np.quantile(values, [_QUANTILE_LEVELS[n] for n in levels], axis=0)
+        qs = np.quantile(values, [QUANTILE_LEVELS[n] for n in levels], axis=0)
         out.update({n: q.astype(np.float64) for n, q in zip(levels, qs, strict=True)})
     for name in names:
         if name == "count":
             out[name] = np.array([float(len(values))])
-        elif name not in _QUANTILE_LEVELS:
+        elif name not in QUANTILE_LEVELS:
             out[name] = (
                 getattr(np, name)(values, axis=0, dtype=np.float64)
                 if name in ("mean", "std")

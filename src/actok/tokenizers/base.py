@@ -266,8 +266,6 @@ class ActionTokenizer(ABC):
     `encode`, `_decode` and `vocab_size`."""
 
     name: ClassVar[str]
-    #: whether `fit` learns anything beyond the chunk shape (used by docs and the conformance suite)
-    learns_from_data: ClassVar[bool] = True
     #: whether `fit` uses its `validation` chunks (early stopping); the others ignore them
     uses_validation: ClassVar[bool] = False
     #: whether decode can only produce the fitted chunk shape (checked by the decode template)
@@ -360,6 +358,14 @@ class ActionTokenizer(ABC):
         """Constructor parameters, JSON-serializable: the attributes named like the constructor's parameters, so
         `type(tok)(**tok.get_params())` rebuilds an unfitted copy."""
         return {name: getattr(self, name) for name in declared_parameters(type(self))}
+
+    def diagnostics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, Any]:
+        """Facts about this fitted tokenizer's state that bench adds to its result: how the state serves the
+        evaluated normalized chunks `[N, H, D]` and their `ids` (`encode(chunks)`), e.g. a learned tokenizer's code
+        usage, and what `fit` recorded (e.g. `train_rmse`, from which bench reports the held-out/train ratio).
+        JSON-serializable values; never an error between decoded and original chunks (bench computes those the
+        same way for every tokenizer, in `actok.bench.metrics`). None by default."""
+        return {}
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         """Write learned state into `directory`; return JSON-serializable state for the config file."""

@@ -15,7 +15,6 @@ class BinningTokenizer(ActionTokenizer):
 
     name = "binning"
     conformance_rmse_bound = 1 / 256  # half a bin
-    learns_from_data = False
 
     def __init__(self, n_bins: Bins = 256):
         super().__init__()

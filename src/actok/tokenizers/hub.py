@@ -9,8 +9,9 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from actok.tokenizers.coefficients import TOKENIZER_FILE
+
 PROCESSOR_CONFIG = "processor_config.json"
-TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 BPE_SUBFOLDER = "bpe_tokenizer"  # where transformers >= 5 writes the BPE files
 TOKENIZER_CONFIG_FIELDS = {

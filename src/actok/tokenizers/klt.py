@@ -34,11 +34,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from annotated_types import Interval
 from scipy.fft import idct
-from tokenizers import Tokenizer, models, trainers
+from tokenizers import Tokenizer
 
 from actok.errors import ActokError
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
-from actok.tokenizers.hub import TOKENIZER_FILE, write_processor_files
+from actok.tokenizers.coefficients import TOKENIZER_FILE, SymbolTable, train_bpe
+from actok.tokenizers.hub import write_processor_files
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
@@ -293,16 +294,7 @@ class KLTTokenizer(ActionTokenizer):
                 f"vocab_size {self._vocab_size} is smaller than the {span} coefficient symbols + 1 at scale "
                 f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
             )
-        self.bpe = Tokenizer(models.BPE())
-        trainer = trainers.BpeTrainer(
-            vocab_size=self._vocab_size,
-            min_frequency=2,
-            show_progress=False,
-            special_tokens=[],
-            initial_alphabet=[chr(BASE + k) for k in range(span)],
-            max_token_length=10000,
-        )
-        self.bpe.train_from_iterator(self._strings(q), trainer=trainer)
+        self.bpe = train_bpe(self._strings(q), self._vocab_size, span, first_symbol=BASE, byte_level=False)
         self._prepare()
         return self
 
@@ -323,7 +315,8 @@ class KLTTokenizer(ActionTokenizer):
         q = self.quantize(self._check_shape(chunks))
         return int(np.count_nonzero(np.abs(q) > self._limit()))
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
+    def diagnostics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+        """The fraction of coefficients beyond what the symbol layout spells (`count_clipped`)."""
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -331,17 +324,10 @@ class KLTTokenizer(ActionTokenizer):
         string's end is the end of block (the coefficients after it are zero), symbols past H·D coefficients are
         ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the repair
         (`relaxed`) skips them."""
-        n, m = len(batch), horizon * action_dim
-        token_row = np.repeat(np.arange(n), batch.lengths)
-        known = (batch.flat >= 0) & (batch.flat < self._n_vocab)
-        safe = np.where(known, batch.flat, 0)
-        sizes = np.where(known, self._token_length[safe], 0)  # symbols per token
-        ends = np.cumsum(sizes)
-        total = int(ends[-1]) if len(ends) else 0
-        gather = np.repeat(self._token_start[safe] - (ends - sizes), sizes) + np.arange(total)
-        symbols = self._token_points[gather] - BASE
-        q = read_symbols(symbols, np.repeat(token_row, sizes), n, m, self.half_width, self.max_carry)
-        return self.dequantize(q), np.bincount(token_row[~known], minlength=n) == 0
+        n = len(batch)
+        points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
+        q = read_symbols(points - BASE, row, n, horizon * action_dim, self.half_width, self.max_carry)
+        return self.dequantize(q), ids_ok
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         return f"ids in [0, {self._n_vocab})"
@@ -357,15 +343,8 @@ class KLTTokenizer(ActionTokenizer):
 
     def _prepare(self) -> None:
         """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
-        vocab = self.bpe.get_vocab()
+        self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
-        starts, sizes = np.zeros(self._n_vocab, np.int64), np.zeros(self._n_vocab, np.int64)
-        pieces, offset = [""] * self._n_vocab, 0
-        for token, i in sorted(vocab.items(), key=lambda kv: kv[1]):
-            starts[i], sizes[i], pieces[i] = offset, len(token), token
-            offset += len(token)
-        self._token_start, self._token_length = starts, sizes
-        self._token_points = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.int64)
 
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:

@@ -165,19 +165,7 @@ class LearnedTokenizer(ActionTokenizer):
         """Train on normalized chunks `[N, H, D]`; `validation` (held-out episodes) drives early stopping."""
         chunks = as_chunks(chunks)
         self.check_shape_for_fit(chunks.shape[1], chunks.shape[2])
-        if validation is None or len(validation) == 0:
-            n_val = max(1, round(len(chunks) * self.validation_fraction))
-            if len(chunks) - n_val < 1:
-                raise ActokError(f"need at least 2 chunks to train {self.name}, got {len(chunks)}")
-            chunks, validation = chunks[:-n_val], chunks[-n_val:]
-            source = f"last {n_val} training chunks"
-        else:
-            validation = as_chunks(validation)
-            source = "held-out episodes"
-            if validation.shape[1:] != chunks.shape[1:]:
-                raise ActokError(
-                    f"validation chunks {validation.shape[1:]} differ from training chunks {chunks.shape[1:]}"
-                )
+        chunks, validation, source = self._validation_split(chunks, validation)
         self._set_shape(chunks)
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -244,6 +232,21 @@ class LearnedTokenizer(ActionTokenizer):
             )
         return self
 
+    def _validation_split(
+        self, chunks: np.ndarray, validation: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(training chunks, early-stopping chunks, where those come from): the held-out episodes when given, else
+        the last `validation_fraction` of the training chunks."""
+        if validation is None or len(validation) == 0:
+            n_val = max(1, round(len(chunks) * self.validation_fraction))
+            if len(chunks) - n_val < 1:
+                raise ActokError(f"need at least 2 chunks to train {self.name}, got {len(chunks)}")
+            return chunks[:-n_val], chunks[-n_val:], f"last {n_val} training chunks"
+        validation = as_chunks(validation)
+        if validation.shape[1:] != chunks.shape[1:]:
+            raise ActokError(f"validation chunks {validation.shape[1:]} differ from training chunks {chunks.shape[1:]}")
+        return chunks, validation, "held-out episodes"
+
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
         """Normalized chunks `[N, H, D]` -> `tokens_per_chunk` ids per chunk."""
         chunks = self._check_shape(chunks)
@@ -288,26 +291,19 @@ class LearnedTokenizer(ActionTokenizer):
             parts = [model.decode_codes(c[i : i + INFERENCE_BATCH]) for i in range(0, len(c), INFERENCE_BATCH)]
         return torch.cat(parts).double().numpy()
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, Any]:
-        """Bench diagnostics: code utilization, perplexity, dead codes, distinct combinations (on the evaluated
-        chunks), the train vs held-out error gap, and the error tail against 256-bin binning's bound."""
+    def diagnostics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, Any]:
+        """Code utilization, perplexity, dead codes and distinct combinations of `ids` (the evaluated chunks'
+        codes), and what training recorded: dead codes on the training chunks, the training RMSE, epochs run and
+        why training stopped."""
         codes = np.asarray(ids, dtype=np.int64) - self.offsets
-        err = np.abs(decoded - chunks)
-        heldout_rmse = float(np.sqrt(np.mean((decoded - chunks) ** 2)))
-        train_rmse = self.training_summary.get("train_rmse")
+        summary = self.training_summary
         return {
             **code_statistics(codes, self.slot_sizes(), self.layered),
-            "train_dead_codes": self.training_summary.get("train_codes", {}).get("dead_codes"),
+            "train_dead_codes": summary.get("train_codes", {}).get("dead_codes"),
             "tokens_per_chunk": self.tokens_per_chunk,
-            "train_rmse": train_rmse,
-            "heldout_rmse": heldout_rmse,
-            "heldout_to_train_rmse_ratio": heldout_rmse / train_rmse if train_rmse else None,
-            "p95_abs_error": float(np.percentile(err, 95)),
-            "max_abs_error": float(err.max()),
-            "binning_256_max_abs_error_bound": 1 / 256,
-            "max_abs_error_vs_binning_bound": float(err.max() * 256),
-            "epochs_run": self.training_summary.get("epochs_run"),
-            "stopped_by": self.training_summary.get("stopped_by"),
+            "train_rmse": summary.get("train_rmse"),
+            "epochs_run": summary.get("epochs_run"),
+            "stopped_by": summary.get("stopped_by"),
         }
 
     # -------------------------------------------------------------- internals

@@ -23,7 +23,6 @@ class QuantileBinningTokenizer(BinningTokenizer):
 
     name = "quantile-binning"
     conformance_rmse_bound = 0.005
-    learns_from_data = True
 
     def __init__(self, n_bins: Bins = 256):
         super().__init__(n_bins=n_bins)
