@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from actok.bench.bounds import bound_gaps, gaussian_rate_bits, klt_coefficient_variances
+from actok.bench import bounds
+from actok.bench.bounds import bound_gaps, bound_variances, gaussian_rate_bits, klt_coefficient_variances
 from actok.bench.metrics import dct_coefficient_variances
 
 
@@ -29,8 +30,18 @@ def test_klt_bound_is_below_the_dct_bound(pusht_chunks):
 
 
 def test_bound_gaps_in_bits_and_tokens(pusht_chunks):
-    gaps = bound_gaps(pusht_chunks.train, rmse=0.02, bits_per_chunk=40.0, vocab_size=1024)
+    variances = bound_variances(pusht_chunks.train)
+    assert variances["klt"].shape == variances["dct"].shape == (20,)
+    gaps = bound_gaps(variances, rmse=0.02, bits_per_chunk=40.0, vocab_size=1024)
     assert gaps["klt_bound_bits"] < gaps["dct_bound_bits"]
     assert gaps["klt_bound_gap_bits"] == 40.0 - gaps["klt_bound_bits"]
     np.testing.assert_allclose(gaps["klt_bound_gap_tokens"], gaps["klt_bound_gap_bits"] / 10)
-    assert len(gaps["train_klt_coefficient_variances"]) == 20
+
+
+def test_klt_variances_accumulated_block_by_block_are_the_covariance_eigenvalues(pusht_chunks, monkeypatch):
+    x = pusht_chunks.train.astype(np.float32)  # blocks are copied as float64
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    direct = np.linalg.eigvalsh(np.cov(flat, rowvar=False, bias=True))[::-1]
+    monkeypatch.setattr(bounds, "COVARIANCE_BLOCK", 7)  # many blocks, the last one partial
+    assert len(x) % 7
+    np.testing.assert_allclose(klt_coefficient_variances(x), np.maximum(direct, 0), rtol=1e-9, atol=1e-12)

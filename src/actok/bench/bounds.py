@@ -19,13 +19,23 @@ import numpy as np
 from actok.bench.metrics import dct_coefficient_variances
 
 BISECTION_STEPS = 100  # halvings of the water level's log range: far below float64 resolution
+COVARIANCE_BLOCK = 65536  # chunks whose flattened values are copied at once
 
 
 def klt_coefficient_variances(chunks: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the covariance of the flattened chunks `[N, H, D]` -> `[H·D]`, decreasing, clipped at 0."""
-    flat = np.asarray(chunks, dtype=np.float64).reshape(len(chunks), -1)
-    centered = flat - flat.mean(axis=0)
-    cov = centered.T @ centered / len(flat)  # the population variance, as dct_coefficient_variances uses
+    """Eigenvalues of the covariance of the flattened chunks `[N, H, D]` -> `[H·D]`, decreasing, clipped at 0. The
+    covariance is accumulated over blocks of COVARIANCE_BLOCK chunks (shifted by the first block's mean), so a
+    million chunks are never copied as float64 at once."""
+    n = len(chunks)
+    flat = np.asarray(chunks).reshape(n, -1)
+    shift = flat[:COVARIANCE_BLOCK].mean(axis=0, dtype=np.float64)
+    total, gram = np.zeros(flat.shape[1]), np.zeros((flat.shape[1], flat.shape[1]))
+    for start in range(0, n, COVARIANCE_BLOCK):
+        block = flat[start : start + COVARIANCE_BLOCK].astype(np.float64) - shift
+        total += block.sum(axis=0)
+        gram += block.T @ block
+    mean = total / n
+    cov = gram / n - np.outer(mean, mean)  # the population variance, as dct_coefficient_variances uses
     return np.maximum(np.linalg.eigvalsh(cov)[::-1], 0.0)
 
 
@@ -48,17 +58,20 @@ def gaussian_rate_bits(variances: np.ndarray, rmse: np.ndarray | float) -> np.nd
     return np.maximum(0.0, 0.5 * np.log2(positive[None, :] / theta)).sum(axis=1)
 
 
+def bound_variances(train_chunks: np.ndarray) -> dict[str, np.ndarray]:
+    """The two bounds' component variances `[H·D]` for training chunks `[N, H, D]`: {"dct": ..., "klt": ...}."""
+    return {"dct": dct_coefficient_variances(train_chunks), "klt": klt_coefficient_variances(train_chunks)}
+
+
 def bound_gaps(
-    train_chunks: np.ndarray, rmse: float, bits_per_chunk: float, vocab_size: int
-) -> dict[str, float | list[float]]:
-    """A tokenizer's gap to the DCT and KLT bounds of its training chunks `[N, H, D]` at its held-out RMSE:
-    `{dct,klt}_bound_bits` (bits per chunk the bound needs), `{dct,klt}_bound_gap_bits` (the tokenizer's bits per
-    chunk minus those) and `{dct,klt}_bound_gap_tokens` (the gap / log2(vocab_size)), plus
-    `train_klt_coefficient_variances` `[H·D]` for plotting the KLT bound's curve."""
-    klt = klt_coefficient_variances(train_chunks)
-    out: dict[str, float | list[float]] = {"train_klt_coefficient_variances": klt.tolist()}
-    for name, variances in (("dct", dct_coefficient_variances(train_chunks)), ("klt", klt)):
-        bound = float(gaussian_rate_bits(variances, rmse)[0])
+    variances: dict[str, np.ndarray], rmse: float, bits_per_chunk: float, vocab_size: int
+) -> dict[str, float]:
+    """A tokenizer's gap to each bound of `variances` (`bound_variances`) at its held-out RMSE: `{name}_bound_bits`
+    (bits per chunk the bound needs), `{name}_bound_gap_bits` (the tokenizer's bits per chunk minus those) and
+    `{name}_bound_gap_tokens` (the gap / log2(vocab_size): how many tokens any tokenizer could still save)."""
+    out = {}
+    for name, var in variances.items():
+        bound = float(gaussian_rate_bits(var, rmse)[0])
         out[f"{name}_bound_bits"] = bound
         out[f"{name}_bound_gap_bits"] = bits_per_chunk - bound
         out[f"{name}_bound_gap_tokens"] = (bits_per_chunk - bound) / np.log2(vocab_size)

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from actok.bench.bounds import bound_gaps
+from actok.bench.bounds import bound_gaps, bound_variances
 from actok.bench.metrics import corrupt_tokens
+from actok.bench.runner import NOISE_FRACTIONS, prefix_curve
 from actok.tokenizers import create_tokenizer
 
 RMSE_TOLERANCE = 0.02  # relative: "equal RMSE"
 SCALE_STEPS = 5  # fits tried per scale search
-PREFIX_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-NOISE_FRACTIONS = (0.01, 0.05)
 RANDOM_SEQUENCES = 500
 
 
@@ -90,12 +89,6 @@ def robustness(tok: Any, case: Case, ids: list[list[int]], seed: int = 0) -> dic
     return out
 
 
-def prefix_curve(tok: Any, chunks: np.ndarray, ids: list[list[int]]) -> list[float]:
-    """RMSE against `chunks` `[N, H, D]` decoding the first ceil(f x length) of each of their encodings `ids`, f
-    in PREFIX_FRACTIONS (rows a tokenizer finds invalid decode to zeros)."""
-    return [_rmse(tok.decode([s[: int(np.ceil(f * len(s)))] for s in ids]), chunks) for f in PREFIX_FRACTIONS]
-
-
 def batch_times(tok: Any, case: Case, ids: list[list[int]], repeats: int = 3) -> dict[str, float]:
     """Best-of-`repeats` batch encode and decode times of the held-out chunks, in microseconds per chunk."""
     times = {}
@@ -109,11 +102,12 @@ def batch_times(tok: Any, case: Case, ids: list[list[int]], repeats: int = 3) ->
     return times
 
 
-def measure(tok: Any, case: Case, rmse: float, tokens: float) -> dict[str, Any]:
-    """Everything `compare_case` reports for one fitted tokenizer at its matched point."""
+def measure(tok: Any, case: Case, rmse: float, tokens: float, variances: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Everything `compare_case` reports for one fitted tokenizer at its matched point (`variances`: the bounds'
+    component variances of the case's training chunks, `bounds.bound_variances`)."""
     ids = tok.encode(case.holdout)
     bits = tokens * np.log2(tok.vocab_size)
-    gaps = bound_gaps(case.train, rmse, bits, tok.vocab_size)
+    gaps = bound_gaps(variances, rmse, bits, tok.vocab_size)
     return {
         "rmse": rmse,
         "tokens": tokens,
@@ -129,6 +123,7 @@ def compare_case(case: Case, name: str = "klt", fast_scale: float = 10.0, vocab_
     fast, fast_rmse, fast_tokens = fit_and_score("fast", case, fast_scale, vocab_size)
     other = match_rmse(name, case, fast_rmse, fast_scale, vocab_size)
     tok = other.pop("tokenizer")
+    variances = bound_variances(case.train)
     result = {
         "case": case.name,
         **case.notes,
@@ -137,8 +132,8 @@ def compare_case(case: Case, name: str = "klt", fast_scale: float = 10.0, vocab_
         "train_chunks": len(case.train),
         "holdout_chunks": len(case.holdout),
         "fast_scale": fast_scale,
-        "fast": measure(fast, case, fast_rmse, fast_tokens),
-        name: {**measure(tok, case, other["rmse"], other["tokens"]), **other},
+        "fast": measure(fast, case, fast_rmse, fast_tokens, variances),
+        name: {**measure(tok, case, other["rmse"], other["tokens"], variances), **other},
         "token_reduction": 1 - other["tokens"] / fast_tokens,
     }
     if hasattr(tok, "fitted_transform"):
