@@ -238,3 +238,55 @@ def test_constant_chunks_fit_without_warnings():
         warnings.simplefilter("error")  # e.g. log(0) in the cross-validation
         tok = create_tokenizer("klt").fit(x)
     np.testing.assert_array_equal(tok.decode(tok.encode(x)), x)
+
+
+def _numpy_paths(tok):
+    """A copy of `tok` that encodes through the tokenizers library and decodes with numpy (as without numba)."""
+    import copy
+
+    slow = copy.copy(tok)
+    slow._encode_tables = None
+    return slow
+
+
+@pytest.mark.parametrize("dataset", ["pusht", "g1"])
+def test_compiled_encode_and_decode_give_the_library_and_numpy_results(dataset, pusht_chunks, g1_chunks):
+    pytest.importorskip("numba")
+    chunks = {"pusht": pusht_chunks, "g1": g1_chunks}[dataset]
+    tok = create_tokenizer("klt").fit(chunks.train)
+    assert tok._encode_tables is not None  # the compiled loops are used
+    slow = _numpy_paths(tok)
+    ids = tok.encode(chunks.holdout)
+    assert ids == slow.encode(chunks.holdout)
+    np.testing.assert_allclose(tok.decode(ids), slow.decode(ids), rtol=0, atol=1e-12)
+    # any id sequence: unknown ids, cut and overlong sequences, carries without a value after them
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(-2, tok.vocab_size + 2, rng.integers(0, 3 * max(map(len, ids)))).tolist() for _ in range(300)]
+    fast_out, fast_valid = tok.decode(noise, return_valid=True, on_invalid="relaxed")
+    slow_out, slow_valid = slow.decode(noise, return_valid=True, on_invalid="relaxed")
+    np.testing.assert_array_equal(fast_valid, slow_valid)
+    np.testing.assert_allclose(fast_out, slow_out, rtol=0, atol=1e-12)
+
+
+def test_compiled_spelling_is_the_numpy_one_on_large_and_clipped_values():
+    pytest.importorskip("numba")
+    from actok.tokenizers import _klt_kernels
+    from actok.tokenizers.klt import deadzone_quantize, spell_symbols
+
+    rng = np.random.default_rng(1)
+    c = rng.laplace(size=(400, 60)) * np.geomspace(30, 0.01, 60)  # large leaders (carries, clipped), a zero tail
+    c[::7] = 0.0  # empty rows
+    scale, deadzone, half, carries = 3.0, 0.7, 4, 2
+    symbols, offsets = _klt_kernels.spell_rows(c, scale, deadzone, half, carries)
+    expected = spell_symbols(deadzone_quantize(c * scale, deadzone), half, carries)
+    np.testing.assert_array_equal(offsets, expected[1])
+    np.testing.assert_array_equal(symbols, expected[0])
+
+
+def test_encode_works_block_by_block(pusht_chunks, monkeypatch):
+    from actok.tokenizers import klt
+
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    ids = tok.encode(pusht_chunks.holdout)
+    monkeypatch.setattr(klt, "ENCODE_BLOCK", 7)
+    assert tok.encode(pusht_chunks.holdout) == ids

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +38,7 @@ from scipy.fft import idct
 from tokenizers import Tokenizer
 
 from actok.errors import ActokError
+from actok.tokenizers import _fast_kernels as kernels
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
 from actok.tokenizers.coefficients import TOKENIZER_FILE, SymbolTable, train_bpe
 from actok.tokenizers.hub import write_processor_files
@@ -55,6 +57,15 @@ CV_MAX_ROWS = 1000  # chunks per fold side the cross-validation projects (a samp
 CV_SCALES = (0.8, 1.25)  # times the scale: two points of each candidate's rate-distortion curve
 CARRY_QUANTILE = 0.99  # values up to this quantile of the non-zero magnitudes are one symbol
 MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model assumes (caps a surprise's cost)
+ENCODE_BLOCK = 8192  # chunks whose coefficients encode computes at once
+
+
+@cache
+def _compiled():
+    """klt's compiled loops (`_klt_kernels`); only called where numba is."""
+    from actok.tokenizers import _klt_kernels
+
+    return _klt_kernels
 
 
 def dct_basis(horizon: int, action_dim: int) -> np.ndarray:
@@ -165,22 +176,28 @@ def carry_layout(q: np.ndarray) -> tuple[int, int]:
     return half, int(np.ceil(max(int(np.abs(q).max(initial=0)) - half, 0) / (2 * half + 1)))
 
 
-def spell(q: np.ndarray, half: int, carries: int) -> list[str]:
-    """Quantized coefficients `[N, C]` -> one string per row: each coefficient up to the row's last non-zero one
-    as its (carry and) value symbols (`carry_layout`), clipped into what the layout spells. The string's end is
-    the end of block: trailing zeros are not written."""
+def spell_symbols(q: np.ndarray, half: int, carries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantized coefficients `[N, C]` -> each row's symbols (alphabet indices; flat `[S]`, row offsets `[N + 1]`):
+    each coefficient up to the row's last non-zero one as its (carry and) value symbols (`carry_layout`), clipped
+    into what the layout spells. The row's end is the end of block: trailing zeros are not written."""
     modulus = 2 * half + 1
     nonzero = q != 0
     stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
     q = np.clip(q[:, : stop.max(initial=0)], -(carries * modulus + half), carries * modulus + half)
     k = np.rint(q / modulus).astype(np.int64)
     inside = np.arange(q.shape[1]) < stop[:, None]
-    codes = np.stack([BASE + modulus + k + carries - (k > 0), BASE + q - k * modulus + half], axis=2)
+    codes = np.stack([modulus + k + carries - (k > 0), q - k * modulus + half], axis=2)
     mask = np.stack([inside & (k != 0), inside], axis=2)
-    text = codes[mask].astype("<u4").tobytes().decode("utf-32-le")
-    lengths = mask.sum(axis=(1, 2))
-    ends = np.cumsum(lengths)
-    return [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+    offsets = np.zeros(len(q) + 1, dtype=np.int64)
+    np.cumsum(mask.sum(axis=(1, 2)), out=offsets[1:])
+    return codes[mask], offsets
+
+
+def spell(q: np.ndarray, half: int, carries: int) -> list[str]:
+    """`spell_symbols` as one string per row, symbol k as the character `chr(BASE + k)`."""
+    symbols, offsets = spell_symbols(q, half, carries)
+    text = (symbols + BASE).astype("<u4").tobytes().decode("utf-32-le")
+    return [text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
 
 
 def read_symbols(symbols: np.ndarray, row: np.ndarray, n: int, m: int, half: int, carries: int) -> np.ndarray:
@@ -259,18 +276,30 @@ class KLTTokenizer(ActionTokenizer):
         return {**super().get_params(), "vocab_size": self._vocab_size}  # the parameter, not the fitted size
 
     # ------------------------------------------------------------ transform
+    def coefficients(self, chunks: np.ndarray) -> np.ndarray:
+        """Chunks `[N, H, D]` -> their coefficients in the basis `[N, H·D]` (before the scale)."""
+        return (flatten_rows(chunks) - self.mean) @ self.basis
+
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> quantized coefficients `[N, H·D]` (int64, not clipped)."""
-        return deadzone_quantize((flatten_rows(chunks) - self.mean) @ self.basis * self.scale, self.deadzone)
+        return deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """The first L <= H·D quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
         coefficient at its bin's reconstruction point (the dead zone's bins are [k + deadzone - 1, k + deadzone)
         steps, decoded at their midpoint), each value clipped into its dim's range in the training chunks (any
         coefficients give a chunk in that range)."""
-        c = deadzone_dequantize(q, self.deadzone) / self.scale
-        x = (c @ self.basis[:, : q.shape[1]].T + self.mean).reshape(len(q), self.horizon, self.action_dim)
-        return np.clip(x, self.value_low, self.value_high)
+        return self._to_chunks(deadzone_dequantize(q, self.deadzone) / self.scale)
+
+    def _to_chunks(self, c: np.ndarray) -> np.ndarray:
+        """The first L coefficients `[N, L]` (before the scale; the others zero) -> chunks `[N, H, D]` clipped into
+        the training range: only the head of the basis is multiplied, then the mean added and the clip done in
+        place."""
+        x = c @ self.basis[:, : c.shape[1]].T
+        x += self.mean
+        x = x.reshape(len(c), self.horizon, self.action_dim)
+        np.maximum(x, self.value_low, out=x)
+        return np.minimum(x, self.value_high, out=x)
 
     # ------------------------------------------------------------- protocol
     def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> KLTTokenizer:
@@ -299,9 +328,20 @@ class KLTTokenizer(ActionTokenizer):
         return self
 
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        """Chunks `[N, H, D]` -> ids per chunk: `quantize`, `spell_symbols`, BPE (the compiled encoder where numba
+        is, else the library: the same ids)."""
         chunks = self._check_shape(chunks)
         self._check_fitted_state()
-        return [e.ids for e in self.bpe.encode_batch_fast(self._strings(self.quantize(chunks)))]
+        ids = []
+        for start in range(0, len(chunks), ENCODE_BLOCK):  # bounded memory for large batches
+            c = self.coefficients(chunks[start : start + ENCODE_BLOCK])
+            if self._encode_tables is None:
+                q = deadzone_quantize(c * self.scale, self.deadzone)
+                ids += [e.ids for e in self.bpe.encode_batch_fast(self._strings(q))]
+            else:
+                symbols, offsets = _compiled().spell_rows(c, self.scale, self.deadzone, self.half_width, self.max_carry)
+                ids += kernels.encode_symbols(symbols, offsets, self._encode_tables)
+        return ids
 
     def _alphabet_size(self) -> int:
         return 2 * self.half_width + 1 + 2 * self.max_carry
@@ -324,10 +364,16 @@ class KLTTokenizer(ActionTokenizer):
         string's end is the end of block (the coefficients after it are zero), symbols past H·D coefficients are
         ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the repair
         (`relaxed`) skips them."""
-        n = len(batch)
-        points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
-        q = read_symbols(points - BASE, row, n, horizon * action_dim, self.half_width, self.max_carry)
-        return self.dequantize(q), ids_ok
+        n, m = len(batch), horizon * action_dim
+        if self._encode_tables is None:  # numpy
+            points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
+            return self.dequantize(read_symbols(points - BASE, row, n, m, self.half_width, self.max_carry)), ids_ok
+        table = self._symbols
+        c, ids_ok = _compiled().ids_to_values(
+            batch.flat, batch.lengths, self._n_vocab, table.start, table.length, table.points - BASE, m,
+            self.half_width, self.max_carry, self.deadzone, self.scale,
+        )  # fmt: skip
+        return self._to_chunks(c), ids_ok
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         return f"ids in [0, {self._n_vocab})"
@@ -342,9 +388,15 @@ class KLTTokenizer(ActionTokenizer):
         return spell(q, self.half_width, self.max_carry)
 
     def _prepare(self) -> None:
-        """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
+        """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols), and
+        the compiled encoder's tables."""
         self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
+        self._encode_tables = (
+            kernels.SymbolEncodeTables.build(self.bpe.to_str(), BASE, self._alphabet_size())
+            if kernels.numba_available()
+            else None
+        )
 
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
