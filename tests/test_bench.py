@@ -7,9 +7,11 @@ import pickle
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from actok import bench
+from actok import bench, create_tokenizer
+from actok.bench import benchmark_tokenizer
 from actok.bench.report import load_results
 from actok.bench.sweep import json_value, parse_tokenizers, split_values
 from actok.cli import main
@@ -188,3 +190,22 @@ def test_the_sweep_grammar():
         json_value("[8,5")
     with pytest.raises(ActokError, match="not both"):
         parse_tokenizers("binning", saved="some/folder")
+
+
+def test_a_result_holds_the_prefix_curve_and_the_gaps_to_both_bounds(pusht_chunks):
+    """Every result: the DCT and KLT bounds' variances and the gaps to them; a tokenizer whose every id sequence
+    decodes also its prefix curve (FAST's cut sequences are invalid: it has none)."""
+    results = {}
+    for name in ("klt", "fast"):
+        tok = create_tokenizer(name).fit(pusht_chunks.train)
+        results[name] = benchmark_tokenizer(tok, pusht_chunks, max_chunks=200, timing_repeats=1)
+    klt, fast = results["klt"], results["fast"]
+    assert klt["prefix_token_fractions"] == [0.25, 0.5, 0.75, 1.0]
+    assert np.all(np.diff(klt["prefix_rmse"]) < 0)  # more tokens, a finer chunk
+    assert klt["prefix_rmse"][-1] == pytest.approx(klt["reconstruction_rmse"])
+    assert "prefix_rmse" not in fast and "prefix_token_fractions" not in fast
+    for m in (klt, fast):
+        assert len(m["train_klt_coefficient_variances"]) == len(m["train_dct_coefficient_variances"]) == 20
+        assert m["klt_bound_bits"] < m["dct_bound_bits"]  # pusht's two dims are correlated
+        assert m["klt_bound_gap_bits"] == pytest.approx(m["bits_per_chunk"] - m["klt_bound_bits"])
+        assert m["klt_bound_gap_tokens"] == pytest.approx(m["klt_bound_gap_bits"] / np.log2(m["vocab_size"]))

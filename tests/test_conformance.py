@@ -51,7 +51,7 @@ def test_parameters_are_converted_and_checked_in_one_place():
         create_tokenizer("fast", vocab_size=10**9)  # the BPE trainer would abort the process
     with pytest.raises(ActokError, match=r"fast parameter scale must be a finite number in \(0, 1000000\], got nan"):
         create_tokenizer("fast", scale=float("nan"))
-    assert create_tokenizer("klt", shrinkage="auto").shrinkage == "auto"
+    assert create_tokenizer("klt", transform="dct").transform == "dct"
 
 
 # ------------------------------------------------------------------ check_tokenizer on tokenizers of one's own

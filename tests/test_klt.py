@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from actok.tokenizers.klt import BASE
 
 
 def test_basis_is_orthonormal_and_ordered(pusht_chunks):
-    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    tok = create_tokenizer("klt", transform="klt").fit(pusht_chunks.train)
     np.testing.assert_allclose(tok.basis.T @ tok.basis, np.eye(20), atol=1e-10)
     coeff = (pusht_chunks.train.reshape(len(pusht_chunks.train), -1) - tok.mean) @ tok.basis
     assert np.all(np.diff(coeff.var(axis=0)) <= 1e-12)  # decreasing variance: trailing zeros come last
@@ -25,21 +27,73 @@ def test_rounding_error_bound(pusht_chunks):
     assert np.sqrt(np.mean((tok.dequantize(tok.quantize(x)) - x) ** 2)) <= 0.05 + 1e-12
 
 
-def test_end_of_block_and_strict_validity(pusht_chunks):
+def test_implicit_end_of_block(pusht_chunks):
     tok = create_tokenizer("klt").fit(pusht_chunks.train)
-    x = pusht_chunks.holdout[:50]
-    eob = chr(BASE + tok.high - tok.low + 1)
-    strings = tok._strings(tok.quantize(x))
-    assert all(s.endswith(eob) and s.count(eob) == 1 and len(s) <= 21 for s in strings)
-    assert np.mean([len(s) for s in strings]) < 20  # trailing zeros are not spelled out
-    ids = tok.encode(x)
-    eob_id = tok.bpe.token_to_id(eob)
-    # An end-of-block in the middle (a model's early stop followed by more tokens) is invalid.
-    broken = [[eob_id, *ids[0]]]
-    _, valid = tok.decode(broken, return_valid=True)
+    strings = tok._strings(tok.quantize(pusht_chunks.holdout[:50]))
+    zero = chr(BASE + tok.half_width)
+    assert all(len(s) <= 40 and not s.endswith(zero) for s in strings)  # trailing zeros are not spelled out
+    assert np.mean([len(s) for s in strings]) < 20
+
+
+def test_carry_layout_spells_large_values_with_few_symbols():
+    from actok.tokenizers.klt import carry_layout, read_symbols, spell
+
+    rng = np.random.default_rng(0)
+    q = np.round(rng.laplace(size=(500, 200)) * np.r_[300.0, np.full(199, 3.0)]).astype(np.int64)  # one large leader
+    half, carries = carry_layout(q)
+    assert 2 * half + 1 + 2 * carries < (2 * np.abs(q).max() + 1) / 5  # far fewer symbols than values
+    strings = spell(q, half, carries)
+    symbols = np.array([ord(c) - BASE for c in "".join(strings)], dtype=np.int64)
+    rows = np.repeat(np.arange(len(q)), [len(s) for s in strings])
+    back = read_symbols(symbols, rows, len(q), 200, half, carries)
+    np.testing.assert_array_equal(back, q[:, : back.shape[1]])
+    assert not q[:, back.shape[1] :].any()
+    # any symbol string parses: carries add up, a final carry is ignored, values past m are dropped
+    modulus = 2 * half + 1
+    plus_one, minus_one = modulus + carries, modulus + carries - 1  # carries +1 and -1
+    stream = np.array([plus_one, plus_one, half + 1, minus_one, half, plus_one, half - 1, half, plus_one])
+    got = read_symbols(stream, np.zeros(len(stream), dtype=np.int64), 1, 3, half, carries)
+    np.testing.assert_array_equal(got, [[2 * modulus + 1, -modulus, modulus - 1]])
+
+
+def test_every_in_vocabulary_sequence_decodes_within_the_training_range(pusht_chunks):
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(0, tok.vocab_size, rng.integers(0, 40)).tolist() for _ in range(300)]
+    out, valid = tok.decode(ids, return_valid=True)
+    assert valid.all() and np.isfinite(out).all()
+    low, high = pusht_chunks.train.min(axis=(0, 1)), pusht_chunks.train.max(axis=(0, 1))
+    assert (out >= low).all() and (out <= high).all()
+    # Only ids outside the vocabulary are invalid; "relaxed" skips them.
+    good = tok.encode(pusht_chunks.holdout[:1])[0]
+    out, valid = tok.decode([[*good, tok.vocab_size]], return_valid=True, on_invalid="relaxed")
     assert not valid[0]
-    out, valid = tok.decode(broken, return_valid=True, on_invalid="relaxed")
-    assert not valid[0] and np.isfinite(out).all()
+    np.testing.assert_array_equal(out, tok.decode([good]))
+
+
+def test_prefixes_decode_coarser_chunks(pusht_chunks):
+    tok = create_tokenizer("klt", transform="klt").fit(pusht_chunks.train)
+    x = pusht_chunks.holdout
+    ids = tok.encode(x)
+    errors = []
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        prefixes = [s[: int(np.ceil(fraction * len(s)))] for s in ids]
+        errors.append(np.sqrt(np.mean((tok.decode(prefixes) - x) ** 2)))
+    assert np.all(np.diff(errors) < 0), errors
+
+
+def test_token_noise_hurts_less_than_fast(pusht_chunks):
+    from actok.bench.metrics import corrupt_tokens
+
+    x = pusht_chunks.holdout
+
+    def increase(name):
+        tok = create_tokenizer(name).fit(pusht_chunks.train)
+        ids = tok.encode(x)
+        clean = np.sqrt(np.mean((tok.decode(ids) - x) ** 2))
+        return np.sqrt(np.mean((tok.decode(corrupt_tokens(ids, 0.05, tok.vocab_size)) - x) ** 2)) - clean
+
+    assert increase("klt") < increase("fast")
 
 
 def test_deadzone_trades_error_for_tokens(pusht_chunks):
@@ -68,22 +122,61 @@ def test_fewer_tokens_than_fast_at_equal_error(pusht_chunks):
 def test_bad_parameters_and_too_small_vocab(pusht_chunks):
     with pytest.raises(ActokError, match=r"klt parameter deadzone must be a finite number in \[0\.5, 1\.5\), got 0\.2"):
         create_tokenizer("klt", deadzone=0.2)
-    with pytest.raises(ActokError, match="vocab_size 8 is smaller than the coefficient range"):
+    with pytest.raises(ActokError, match=r"vocab_size 8 is smaller than the \d+ coefficient symbols \+ 1"):
         create_tokenizer("klt", vocab_size=8).fit(pusht_chunks.train)
 
 
-def test_shrinkage_endpoints(pusht_chunks):
-    from actok.tokenizers.klt import separable_basis, shrunk_klt_basis
+def test_transforms_and_shrinkage_endpoints(pusht_chunks):
+    from actok.tokenizers.klt import candidate_bases, dct_basis, separable_basis
 
     x = pusht_chunks.train.reshape(len(pusht_chunks.train), -1)
     centered = x - x.mean(axis=0)
     prior = separable_basis(centered, 10, 2)
     np.testing.assert_allclose(prior.T @ prior, np.eye(20), atol=1e-10)
-    full = shrunk_klt_basis(centered, 10, 2, 1.0)
-    # shrinkage 1: the basis diagonalizes the prior's variances, i.e. spans the same directions as the prior
-    np.testing.assert_allclose(np.abs(full.T @ prior).max(axis=1), 1.0, atol=1e-6)
-    with pytest.raises(ActokError, match=r"shrinkage must be a finite number in \[0, 1\] or 'auto', got 2"):
+    full, separable, dct = candidate_bases(centered, 10, 2, [("klt", 0.99), ("separable", 1.0), ("dct", 1.0)])
+    # "separable" is the prior itself; shrinkage close to 1 spans the same directions
+    np.testing.assert_allclose(np.abs(separable.T @ prior).max(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.abs(full.T @ prior).max(axis=1), 1.0, atol=1e-2)
+    # "dct" is FAST's transform, coefficients in FAST's (frequency-major) order
+    from scipy.fft import dct as scipy_dct
+
+    np.testing.assert_allclose(
+        centered @ dct, scipy_dct(centered.reshape(-1, 10, 2), axis=1, norm="ortho").reshape(len(x), -1), atol=1e-12
+    )
+    np.testing.assert_array_equal(dct, dct_basis(10, 2))
+    with pytest.raises(ActokError, match=r"shrinkage must be a finite number in \[0, 1\], got 2"):
         create_tokenizer("klt", shrinkage=2)
+    with pytest.raises(ActokError, match=r"transform must be 'auto' or 'klt' or 'separable' or 'dct', got 'pca'"):
+        create_tokenizer("klt", transform="pca")
+
+
+def test_auto_transform_follows_the_amount_of_data(pusht_chunks, readers):
+    """Cross-validation keeps the full KLT where chunks are plenty (pusht: 185 episodes, 20 coefficients) and falls
+    back to the DCT where they are few and unlike the held-out episode (reachy2: 2 training episodes, 570
+    coefficients), where a learned basis costs more tokens and more error."""
+    from actok.data import ChunkConfig, build_chunks
+
+    assert create_tokenizer("klt").fit(pusht_chunks.train).fitted_transform == ("klt", 0.0)
+    reachy = build_chunks(readers["reachy2_apple_storage"], ChunkConfig(action_horizon=30, sample_fraction=1.0))
+    tok = create_tokenizer("klt").fit(reachy.train)
+    assert tok.fitted_transform == ("dct", 1.0)
+    learned = create_tokenizer("klt", transform="separable").fit(reachy.train)
+
+    def tokens_and_rmse(t):
+        ids = t.encode(reachy.holdout)
+        return np.mean([len(s) for s in ids]), np.sqrt(np.mean((t.decode(ids) - reachy.holdout) ** 2))
+
+    (auto_tokens, auto_rmse), (learned_tokens, learned_rmse) = tokens_and_rmse(tok), tokens_and_rmse(learned)
+    assert auto_tokens < learned_tokens and auto_rmse < learned_rmse
+
+
+def test_cross_validation_folds_cover_the_recording():
+    from actok.tokenizers.klt import cv_folds
+
+    folds = cv_folds(1000, horizon=10)  # 24 blocks of ~42 chunks, 8 per fold
+    assert sorted(np.concatenate(folds).tolist()) == list(range(1000))
+    assert all(f.min() < 100 and f.max() > 900 for f in folds)  # each fold spans the recording
+    assert [len(f) for f in cv_folds(100, horizon=30)] == [34, 33, 33]  # at least 3 blocks
 
 
 def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):
@@ -97,3 +190,103 @@ def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):
         tok.decode(ids, horizon=11)
     binning = create_tokenizer("binning").fit(pusht_chunks.train)
     assert binning.decode([[0] * 22], horizon=11).shape == (1, 11, 2)
+
+
+@pytest.mark.slow
+def test_autoprocessor_loads_saved_folder_offline(pusht_chunks, tmp_path, monkeypatch):
+    """`save` writes a Hugging Face processor folder: its own processing_klt.py (no actok import), loaded offline
+    with identical ids and decodes, also for sequences that are not encodings."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    folder = tok.save(tmp_path / "klt")
+    imports = [
+        n
+        for n in ast.walk(ast.parse((folder / "processing_klt.py").read_text()))
+        if isinstance(n, ast.ImportFrom | ast.Import)
+    ]
+    assert not [n for n in imports if "actok" in ast.dump(n)]
+    processor = transformers.AutoProcessor.from_pretrained(str(folder), trust_remote_code=True)
+    x = pusht_chunks.holdout
+    ids = tok.encode(x)
+    assert processor(x) == ids
+    np.testing.assert_array_equal(processor.decode(ids), tok.decode(ids))
+    rng = np.random.default_rng(0)
+    noisy = [rng.integers(0, tok.vocab_size + 3, rng.integers(0, 30)).tolist() for _ in range(200)]
+    for policy in ("zeros", "relaxed"):
+        out, valid = processor.decode(noisy, on_invalid=policy, return_valid=True)
+        expected, expected_valid = tok.decode(noisy, on_invalid=policy, return_valid=True)
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(valid, expected_valid)
+
+
+def test_vocab_size_is_the_fitted_bpe_size(pusht_chunks):
+    """With few training chunks the BPE stops short of the vocab_size parameter; every id below vocab_size is
+    then a token, so random ids in [0, vocab_size) all decode."""
+    tok = create_tokenizer("klt", vocab_size=4096).fit(pusht_chunks.train[:300])
+    assert tok.vocab_size == tok.bpe.get_vocab_size() < 4096 and tok.get_params()["vocab_size"] == 4096
+    rng = np.random.default_rng(0)
+    _, valid = tok.decode([rng.integers(0, tok.vocab_size, 12).tolist() for _ in range(100)], return_valid=True)
+    assert valid.all()
+
+
+def test_constant_chunks_fit_without_warnings():
+    import warnings
+
+    x = np.full((50, 10, 3), 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. log(0) in the cross-validation
+        tok = create_tokenizer("klt").fit(x)
+    np.testing.assert_array_equal(tok.decode(tok.encode(x)), x)
+
+
+def _numpy_paths(tok):
+    """A copy of `tok` that encodes through the tokenizers library and decodes with numpy (as without numba)."""
+    import copy
+
+    slow = copy.copy(tok)
+    slow._encode_tables = None
+    return slow
+
+
+@pytest.mark.parametrize("dataset", ["pusht", "g1"])
+def test_compiled_encode_and_decode_give_the_library_and_numpy_results(dataset, pusht_chunks, g1_chunks):
+    pytest.importorskip("numba")
+    chunks = {"pusht": pusht_chunks, "g1": g1_chunks}[dataset]
+    tok = create_tokenizer("klt").fit(chunks.train)
+    assert tok._encode_tables is not None  # the compiled loops are used
+    slow = _numpy_paths(tok)
+    ids = tok.encode(chunks.holdout)
+    assert ids == slow.encode(chunks.holdout)
+    np.testing.assert_allclose(tok.decode(ids), slow.decode(ids), rtol=0, atol=1e-12)
+    # any id sequence: unknown ids, cut and overlong sequences, carries without a value after them
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(-2, tok.vocab_size + 2, rng.integers(0, 3 * max(map(len, ids)))).tolist() for _ in range(300)]
+    fast_out, fast_valid = tok.decode(noise, return_valid=True, on_invalid="relaxed")
+    slow_out, slow_valid = slow.decode(noise, return_valid=True, on_invalid="relaxed")
+    np.testing.assert_array_equal(fast_valid, slow_valid)
+    np.testing.assert_allclose(fast_out, slow_out, rtol=0, atol=1e-12)
+
+
+def test_compiled_spelling_is_the_numpy_one_on_large_and_clipped_values():
+    pytest.importorskip("numba")
+    from actok.tokenizers import _klt_kernels
+    from actok.tokenizers.klt import deadzone_quantize, spell_symbols
+
+    rng = np.random.default_rng(1)
+    c = rng.laplace(size=(400, 60)) * np.geomspace(30, 0.01, 60)  # large leaders (carries, clipped), a zero tail
+    c[::7] = 0.0  # empty rows
+    scale, deadzone, half, carries = 3.0, 0.7, 4, 2
+    symbols, offsets = _klt_kernels.spell_rows(c, scale, deadzone, half, carries)
+    expected = spell_symbols(deadzone_quantize(c * scale, deadzone), half, carries)
+    np.testing.assert_array_equal(offsets, expected[1])
+    np.testing.assert_array_equal(symbols, expected[0])
+
+
+def test_encode_works_block_by_block(pusht_chunks, monkeypatch):
+    from actok.tokenizers import klt
+
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    ids = tok.encode(pusht_chunks.holdout)
+    monkeypatch.setattr(klt, "ENCODE_BLOCK", 7)
+    assert tok.encode(pusht_chunks.holdout) == ids

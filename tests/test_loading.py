@@ -148,8 +148,8 @@ STATE_CORRUPTIONS = {
         (lambda s: s.pop("high"), "lacks the state field 'high'"),
     ],
     "klt": [
-        (lambda s: s.update(low="a"), "low must be an integer, got 'a'"),
-        (lambda s: s.update(high=s["low"] + 5000), "do not give a coefficient range that fits vocab_size"),
+        (lambda s: s.update(half_width="a"), r"half_width must be an integer in \[1, 32768\], got 'a'"),
+        (lambda s: s.update(max_carry=5000), "max_carry 5000 give 10[0-9]+ symbols, more than vocab_size"),
         (lambda s: s.update(basis="../elsewhere.npz"), "basis must be 'klt_basis.npz'"),
     ],
     "vqvae": [
@@ -188,14 +188,21 @@ def test_corrupted_klt_files(copy, case):
 def test_klt_files_that_do_not_fit_the_state(copy, saved):
     folder = copy("klt")
     with np.load(folder / "klt_basis.npz") as data:
-        mean, basis = data["mean"], data["basis"]
-    np.savez(folder / "klt_basis.npz", mean=mean)
-    refused(load_tokenizer, folder, "lacks the array 'basis'", file="klt_basis.npz")
-    np.savez(folder / "klt_basis.npz", mean=mean[:5], basis=basis)
-    refused(load_tokenizer, folder, r"mean \(5,\) and basis \(20, 20\)", file="klt_basis.npz")
-    np.savez(folder / "klt_basis.npz", mean=mean, basis=basis * 2)
-    refused(load_tokenizer, folder, "does not hold a finite mean and an orthonormal basis", file="klt_basis.npz")
-    np.savez(folder / "klt_basis.npz", mean=mean, basis=basis)
+        arrays = {k: data[k] for k in data.files}
+
+    def refused_with(match, **changes):
+        np.savez(folder / "klt_basis.npz", **{k: v for k, v in {**arrays, **changes}.items() if v is not None})
+        refused(load_tokenizer, folder, match, file="klt_basis.npz")
+
+    refused_with("lacks the array 'basis'", basis=None)
+    refused_with(
+        r"holds a mean of float64 \(5,\); the tokenizer's shape needs float arrays mean \(20,\)",
+        mean=arrays["mean"][:5],
+    )
+    refused_with("does not hold an orthonormal basis", basis=arrays["basis"] * 2)
+    refused_with("holds values that are not finite", value_low=np.full(2, np.nan))
+    refused_with("holds a value range whose low exceeds its high", value_low=arrays["value_high"] + 1)
+    np.savez(folder / "klt_basis.npz", **arrays)
     shutil.copy(saved["wavelet"] / "tokenizer.json", folder / "tokenizer.json")  # a byte-level BPE: other symbols
     refused(load_tokenizer, folder, "is not the BPE fit builds for the klt state", file="tokenizer.json")
     (folder / "tokenizer.json").unlink()

@@ -22,9 +22,12 @@ from actok.bench.metrics import reverse_water_filling
 from actok.bench.report import (
     FIGURES,
     TABLE_COLUMNS,
+    _cells,
     label_log_axes,
     load_results,
     pareto_front,
+    prefix_curve_figure,
+    rate_distortion_figure,
     series_labels,
     series_styles,
     token_length_figure,
@@ -37,10 +40,11 @@ from actok.tokenizers import available_tokenizers
 
 @pytest.fixture(scope="module")
 def pusht_results(tmp_path_factory):
-    """A results folder with real bench results on pusht: binning (fixed length) and fast (variable length)."""
+    """A results folder with real bench results on pusht: binning (fixed length), fast (variable length) and klt
+    (variable length, with a prefix curve)."""
     results = tmp_path_factory.mktemp("pusht_results")
     root = str(dataset_root("pusht"))
-    assert main(["bench", "--root", root, "--tokenizer", "binning,fast", "--output-dir", str(results)]) == 0
+    assert main(["bench", "--root", root, "--tokenizer", "binning,fast,klt", "--output-dir", str(results)]) == 0
     return results
 
 
@@ -51,12 +55,13 @@ def _result(folder, tokenizer: str) -> BenchResult:
 
 def _many_series(folder, n: int = 20) -> list[BenchResult]:
     """`n` results in one data setting: every registered tokenizer name, several runs each (a sweep), alternating
-    the real fixed-length (binning) and variable-length (fast) metrics, spread over 3 decades of RMSE."""
-    bases = [_result(folder, "binning"), _result(folder, "fast")]
+    the real fixed-length (binning) and variable-length (fast, klt with its prefix curve) metrics, spread over 3
+    decades of RMSE."""
+    bases = [_result(folder, "binning"), _result(folder, "fast"), _result(folder, "klt")]
     names = available_tokenizers()
     rows = []
     for i in range(n):
-        r = copy.deepcopy(bases[i % 2])
+        r = copy.deepcopy(bases[i % 3])
         r.config["tokenizer"] = names[i % len(names)]
         r.config["tokenizer_params"] = {"scale": float(i)}
         r.metrics["reconstruction_rmse"] *= 1.4**i
@@ -162,6 +167,41 @@ def test_fixed_length_tokenizer_is_marked_in_the_token_length_figure(pusht_resul
     plt.close(fig)
 
 
+def test_the_bits_panel_draws_the_dct_and_the_klt_bound(pusht_results):
+    rows = [_result(pusht_results, name) for name in ("binning", "fast", "klt")]
+
+    def bound_styles(rows) -> list[str]:
+        fig = rate_distortion_figure(rows, series_labels(rows))
+        styles = [line.get_linestyle() for line in fig.axes[1].lines if line.get_label().startswith("Gaussian bound")]
+        plt.close(fig)
+        return styles
+
+    assert bound_styles(rows) == ["-", ":"]
+    older = copy.deepcopy(rows)  # results written before the KLT bound: the DCT one alone
+    for r in older:
+        del r.metrics["train_klt_coefficient_variances"]
+    assert bound_styles(older) == ["-"]
+
+
+def test_the_table_gives_each_result_its_gap_to_the_klt_bound_in_tokens(pusht_results):
+    klt = _result(pusht_results, "klt")
+    column = [key for _, key, _ in TABLE_COLUMNS].index("klt_bound_gap_tokens")
+    assert _cells(klt, "klt")[column] == f"{klt.metrics['klt_bound_gap_tokens']:.1f}"
+    del klt.metrics["klt_bound_gap_tokens"]  # an older result
+    assert _cells(klt, "klt")[column] == "–"
+
+
+def test_the_prefix_curve_figure_has_a_line_per_result_that_decodes_prefixes(pusht_results):
+    rows = [_result(pusht_results, name) for name in ("binning", "fast", "klt")]
+    assert prefix_curve_figure(rows[:2], series_labels(rows[:2])) is None  # neither decodes a cut sequence
+    fig = prefix_curve_figure(rows, series_labels(rows))
+    (ax,) = fig.axes
+    (line,) = ax.lines
+    assert list(line.get_xdata()) == [25, 50, 75, 100] and list(line.get_ydata()) == rows[2].metrics["prefix_rmse"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["klt"]
+    plt.close(fig)
+
+
 def _corrupt(valid: dict) -> dict[str, tuple[bytes, str]]:
     """File name -> (content, the problem its warning must name)."""
 
@@ -205,6 +245,10 @@ def _corrupt(valid: dict) -> dict[str, tuple[bytes, str]]:
             variant(lambda d: d["metrics"].update(token_length_counts=[[20, 5, 1]])),
             "metrics.token_length_counts is [[20, 5, 1]] (a list), expected a list of [length, count] pairs",
         ),
+        "prefix_text.json": (
+            variant(lambda d: d["metrics"].update(prefix_rmse="abc")),
+            'metrics.prefix_rmse is "abc" (a string), expected a list of numbers',
+        ),
         "params_list.json": (
             variant(lambda d: d["config"].update(tokenizer_params=[1])),
             "config.tokenizer_params is [1] (a list), expected an object",
@@ -232,7 +276,7 @@ def test_each_corrupt_result_file_is_skipped_with_a_warning_naming_it(pusht_resu
         (tmp_path / name).write_bytes(content)
     with pytest.warns(ActokWarning) as caught:
         results = load_results(tmp_path)
-    assert sorted(r.config["tokenizer"] for r in results) == ["binning", "fast"]  # the valid ones remain
+    assert sorted(r.config["tokenizer"] for r in results) == ["binning", "fast", "klt"]  # the valid ones remain
     messages = sorted(str(w.message) for w in caught)
     expected = sorted(f"skipped {tmp_path / name}: {problem}" for name, (_, problem) in corrupt.items())
     assert len(messages) == len(expected)
@@ -248,7 +292,7 @@ def test_report_cli_warns_per_corrupt_file_and_fails_when_none_is_valid(pusht_re
     err = capsys.readouterr().err
     assert f"warning: skipped {mixed / 'broken.json'}: not valid JSON" in err
     md = (mixed / "report.md").read_text()
-    assert "2 results from" in md and "REFERENCES" not in md and "Theorem 10.3.3" in md  # a citation that exists
+    assert "3 results from" in md and "REFERENCES" not in md and "Theorem 10.3.3" in md  # a citation that exists
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -318,7 +362,7 @@ def test_report_renders_in_headless_chromium(pusht_results, tmp_path):
     shutil.copytree(pusht_results, results)
     assert main(["report", str(results)]) == 0
     figures = sorted((results / "report_files").glob("*.png"))
-    assert len(figures) == 4
+    assert len(figures) == len(FIGURES) == 5  # klt's prefix curve included
     # A probe copy of the page records what the browser made of each <img> once the page has loaded.
     probe = tmp_path / "probe.html"
     script = (

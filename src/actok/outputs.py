@@ -37,6 +37,7 @@ TOKENIZER_FOLDER_FILES = frozenset(
         "tokenizer_config.json",
         "processor_config.json",
         "processing_action_tokenizer.py",
+        "processing_klt.py",
         "bpe_tokenizer",
         "model.safetensors",
         "klt_basis.npz",

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from actok import __version__
+from actok.bench.bounds import bound_variances
 from actok.bench.cells import BenchSettings, Cell, DatasetSpec, TokenizerSpec
-from actok.bench.metrics import dct_coefficient_variances
 from actok.bench.result import BenchResult
 from actok.bench.runner import benchmark_tokenizer, results_filename
 from actok.codec import PIPELINE_FILE, read_spec
@@ -123,7 +123,7 @@ def run_cell(cell: Cell) -> CellOutcome:
         except ActokError as exc:  # e.g. a scale too fine for its vocabulary: this cell is skipped
             return CellOutcome(cell, summary, error=str(exc))
     seed = settings.chunk_config.seed
-    metrics = benchmark_tokenizer(tokenizer, chunks, settings.max_chunks, seed=seed, train_dct_variances=variances)
+    metrics = benchmark_tokenizer(tokenizer, chunks, settings.max_chunks, seed=seed, bound_variances=variances)
     config = {
         **chunks.config_dict(),
         "repo_id": cell.dataset.repo_id,
@@ -206,13 +206,13 @@ def run(
 @lru_cache(maxsize=1)  # cells come dataset by dataset: the chunks of the current one are built once
 def _prepared(
     dataset: DatasetSpec, config_fields: tuple, saved_path: str | None, force: bool
-) -> tuple[ChunkSet, np.ndarray, DatasetSummary]:
+) -> tuple[ChunkSet, dict[str, np.ndarray], DatasetSummary]:
     """A dataset's chunks (in a saved tokenizer's own normalization when one is scored), the variances of its
-    training chunks' DCT coefficients (the report's bound) and its summary."""
+    training chunks' DCT and KLT coefficients (the report's bounds, `bound_variances`) and its summary."""
     chunks = build_chunks(dataset.reader(), ChunkConfig(*config_fields))
     if saved_path is not None:
         chunks = _in_saved_space(chunks, saved_path, force)
-    return chunks, dct_coefficient_variances(chunks.train), DatasetSummary.of(dataset, chunks)
+    return chunks, bound_variances(chunks.train), DatasetSummary.of(dataset, chunks)
 
 
 def _in_saved_space(chunks: ChunkSet, folder: str, force: bool) -> ChunkSet:

@@ -3,8 +3,9 @@
 Reads only the JSON files bench wrote (never re-runs anything; a JSON file that is not a readable bench result is
 skipped with a warning naming it), groups them by data setting (dataset, horizon, dims, normalization, delta), and
 draws per setting: the rate-distortion plot (mean tokens and bits per chunk vs RMSE, Pareto frontier, Gaussian
-reverse water-filling bound from the training DCT coefficient variances), the token-length distributions, the
-per-dimension error and the encode/decode time.
+reverse water-filling bounds from the training chunks' DCT coefficient variances and from their full covariance),
+the token-length distributions, the per-dimension error, the encode/decode time and, where a tokenizer decodes
+prefixes, the prefix curve.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from actok.bench.metrics import reverse_water_filling
 from actok.bench.result import BenchResult, ResultFileError
+from actok.bench.runner import PREFIX_FRACTIONS
 from actok.errors import ActokError, ActokWarning
 from actok.outputs import interrupts_deferred, write_file_atomically
 
@@ -55,10 +57,19 @@ TOKENIZER_COLORS = [
 RUN_MARKERS = "osD^vP*Xph<>"
 
 BOUND_NOTE = (
-    "Bound: Gaussian reverse water-filling over the training chunks' DCT coefficient variances — the bits a "
-    "perfect coder of independent Gaussian coefficients would need at that RMSE (Cover & Thomas, Elements of "
-    "Information Theory, 2nd ed., Theorem 10.3.3). It ignores the correlation between dims, so a decorrelating "
-    "tokenizer such as klt can reach or cross it (actok's docs/zoo.md)."
+    "Bounds: Gaussian reverse water-filling — the bits a perfect coder of independent Gaussian components would "
+    "need at that RMSE (Cover & Thomas, Elements of Information Theory, 2nd ed., Theorem 10.3.3) — over the "
+    "training chunks' DCT coefficient variances (per dim over time: what FAST's transform reaches at best; a "
+    "transform that decorrelates dims can cross it) and over the eigenvalues of their full covariance (KLT: the "
+    "reference for any orthonormal transform; optimistic when there are few chunks per dimension). The gap column "
+    "is a result's bits per chunk minus the KLT bound at its RMSE, in tokens (bits / log2 vocab): how many tokens "
+    "per chunk any tokenizer could still save."
+)
+# The bounds drawn on the bits panel: (metric, label, line style). Both red; the KLT one dark and dotted on top of
+# a wide, light DCT line, so that both show where they nearly coincide (dims hardly correlated).
+BOUNDS = (
+    ("train_dct_coefficient_variances", "Gaussian bound (DCT coefficients)", {"color": "#f4a6a6", "lw": 3.0}),
+    ("train_klt_coefficient_variances", "Gaussian bound (KLT: full covariance)", {"color": "#b00000", "ls": ":"}),
 )
 
 TABLE_COLUMNS = [
@@ -72,6 +83,7 @@ TABLE_COLUMNS = [
     ("max err", "reconstruction_max_abs_error", "{:.4f}"),
     ("invalid", "invalid_decode_fraction", "{:.3f}"),
     ("5% noise: ΔRMSE", "noise_5pct_rmse_increase", "{:.4f}"),
+    ("gap to KLT bound (tokens)", "klt_bound_gap_tokens", "{:.1f}"),
     ("enc µs", "mean_encode_time_sec", "{:.1f}"),
     ("dec µs", "mean_decode_time_sec", "{:.1f}"),
 ]
@@ -210,12 +222,14 @@ def rate_distortion_figure(results: list[BenchResult], labels: list[str]) -> Fig
         for (c, m), label in zip(styles, labels, strict=True)
     ]
     handles.append(Line2D([], [], color="k", lw=1, ls="--", label="Pareto frontier"))
-    variances = results[0].metrics.get("train_dct_coefficient_variances")
-    if variances:
-        bound_rmse, bound_bits = reverse_water_filling(np.array(variances))
-        keep = (bound_bits > 0) & (bound_rmse >= rmse.min() / 3)
-        axes[1].plot(bound_rmse[keep], bound_bits[keep], color="tab:red", lw=1.5, zorder=1)
-        handles.append(Line2D([], [], color="tab:red", lw=1.5, label="Gaussian reverse water-filling bound"))
+    for key, label, style in BOUNDS:
+        variances = results[0].metrics.get(key)
+        if variances:
+            bound_rmse, bound_bits = reverse_water_filling(np.array(variances))
+            keep = (bound_bits > 0) & (bound_rmse >= rmse.min() / 3)
+            style = {"lw": 1.5, **style}
+            axes[1].plot(bound_rmse[keep], bound_bits[keep], zorder=1, label=label, **style)
+            handles.append(Line2D([], [], label=label, **style))
     for ax in axes:
         label_log_axes(ax)
     fig.suptitle("Rate vs distortion")
@@ -307,11 +321,38 @@ def timing_figure(results: list[BenchResult], labels: list[str]) -> Figure:
     return fig
 
 
+def prefix_curve_figure(results: list[BenchResult], labels: list[str]) -> Figure | None:
+    """Held-out RMSE when only the first share of each encoding's tokens is decoded, one line per result that
+    reports it (`prefix_rmse`: tokenizers whose every id sequence decodes); None when no result does."""
+    styles = series_styles(results)
+    curves = [
+        (r, label, style)
+        for r, label, style in zip(results, labels, styles, strict=True)
+        if r.metrics.get("prefix_rmse")
+    ]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for r, label, (color, marker) in curves:
+        share = 100 * np.array(r.metrics.get("prefix_token_fractions") or PREFIX_FRACTIONS)
+        ax.plot(share, r.metrics["prefix_rmse"], color=color, marker=marker, mec="k", mew=0.4, ms=7, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("share of each chunk's tokens decoded (%)")
+    ax.set_ylabel("held-out RMSE (normalized units)")
+    ax.set_xticks(100 * np.array(PREFIX_FRACTIONS))
+    ax.grid(True, which="both", alpha=0.3)
+    label_log_axes(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # outside: covers no line
+    ax.set_title("Prefix curve: a cut sequence decodes to a coarser chunk")
+    return fig
+
+
 FIGURES = {
     "rate_distortion": rate_distortion_figure,
     "token_lengths": token_length_figure,
     "per_dimension_error": per_dimension_figure,
     "timing": timing_figure,
+    "prefix_curve": prefix_curve_figure,
 }
 
 
@@ -371,7 +412,10 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
             f"<h2>{html.escape(setting)}</h2><p>{html.escape(split)}</p><table><tr>{table}</tr>{table_rows}</table>"
         )
         for name, draw in FIGURES.items():
-            png = _png(draw(rows, labels))
+            fig = draw(rows, labels)
+            if fig is None:  # nothing of this kind in this setting
+                continue
+            png = _png(fig)
             file = output / FIGURE_DIR / f"{g}_{name}.png"
             figures[file] = png
             md.append(f"\n![{name}]({FIGURE_DIR}/{file.name})")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from actok.bench import bounds
 from actok.bench.metrics import (
     corrupt_tokens,
-    dct_coefficient_variances,
     error_tail_metrics,
     jerk_metrics,
     reconstruction_metrics,
@@ -27,6 +27,7 @@ from actok.data.pipeline import ChunkSet
 from actok.tokenizers.base import ActionTokenizer
 
 NOISE_FRACTIONS = (0.01, 0.05)  # share of tokens replaced by random ids in the robustness metrics
+PREFIX_FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # shares of each encoding decoded for the prefix curve
 
 
 def evaluation_split(chunks: ChunkSet) -> tuple[str, np.ndarray, np.ndarray]:
@@ -59,12 +60,14 @@ def benchmark_tokenizer(
     max_chunks: int | None = 500,
     seed: int = 0,
     timing_repeats: int = 3,
-    train_dct_variances: np.ndarray | None = None,
+    bound_variances: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Encode + decode a sample of the evaluation split; return the metrics dict.
 
-    `train_dct_variances` (the report's rate-distortion bound) depends on the chunks only: pass it when scoring
-    several tokenizers on the same chunks; it is computed here otherwise. Every error metric is computed here the
+    `bound_variances` (`bounds.bound_variances` of the training chunks: the report's rate-distortion bounds and each
+    result's gaps to them) depends on the chunks only: pass it when scoring several tokenizers on the same chunks;
+    it is computed here otherwise. A tokenizer whose every id sequence decodes (`every_sequence_decodes`) also gets
+    its prefix curve (`prefix_rmse`). Every error metric is computed here the
     same way for every tokenizer; the tokenizer adds only facts about its own state (`diagnostics`).
 
     Times are for batch calls divided by the number of chunks (seconds per chunk, best of `timing_repeats`).
@@ -98,12 +101,21 @@ def benchmark_tokenizer(
     }
     lengths, counts = np.unique([len(s) for s in ids], return_counts=True)
     metrics["token_length_counts"] = [[int(a), int(b)] for a, b in zip(lengths, counts, strict=True)]
-    # For the report's rate-distortion bound: variances of the training chunks' DCT coefficients.
-    if train_dct_variances is None:
-        train_dct_variances = dct_coefficient_variances(chunks.train)
-    metrics["train_dct_coefficient_variances"] = np.asarray(train_dct_variances).tolist()
+    # For the report's rate-distortion bounds: the training chunks' DCT coefficient and KLT variances.
+    if bound_variances is None:
+        bound_variances = bounds.bound_variances(chunks.train)
+    metrics["train_dct_coefficient_variances"] = bound_variances["dct"].tolist()
+    metrics["train_klt_coefficient_variances"] = bound_variances["klt"].tolist()
+    metrics.update(
+        bounds.bound_gaps(
+            bound_variances, metrics["reconstruction_rmse"], metrics["bits_per_chunk"], tokenizer.vocab_size
+        )
+    )
+    if tokenizer.every_sequence_decodes:
+        metrics["prefix_token_fractions"] = list(PREFIX_FRACTIONS)
+        metrics["prefix_rmse"] = prefix_curve(tokenizer, original, ids)
     metrics.update(_noise_metrics(tokenizer, ids, original, metrics["reconstruction_rmse"], seed))
-    diagnostics = _diagnostics(tokenizer, original, ids, decoded)
+    diagnostics = tokenizer.diagnostics(original, ids)
     metrics.update(diagnostics)
     metrics.update(error_tail_metrics(metrics, diagnostics.get("train_rmse")))
     return metrics
@@ -128,11 +140,14 @@ def _noise_metrics(
     return out
 
 
-def _diagnostics(tokenizer: ActionTokenizer, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict:
-    """The tokenizer's `diagnostics(chunks, ids)`. FAST and klt still name their hook `extra_metrics(chunks, ids,
-    decoded)` until the coefficient codec's rewrite renames it; it is read the same way until then."""
-    legacy = getattr(tokenizer, "extra_metrics", None)
-    return legacy(chunks, ids, decoded) if callable(legacy) else tokenizer.diagnostics(chunks, ids)
+def prefix_curve(tokenizer: ActionTokenizer, chunks: np.ndarray, ids: list[list[int]]) -> list[float]:
+    """RMSE against `chunks` `[N, H, D]` decoding the first ceil(f x length) of each of their encodings `ids`, f
+    in PREFIX_FRACTIONS (rows the tokenizer finds invalid decode to zeros)."""
+    _, horizon, dim = chunks.shape
+    return [
+        float(np.sqrt(np.mean((tokenizer.decode(prefixes, horizon=horizon, action_dim=dim) - chunks) ** 2)))
+        for prefixes in ([s[: int(np.ceil(f * len(s)))] for s in ids] for f in PREFIX_FRACTIONS)
+    ]
 
 
 def results_filename(repo_id: str, tokenizer: str | None = None, timestamp: str | None = None) -> str:

@@ -119,6 +119,41 @@ def encode_coefficient_rows(coeff, scale, min_token, emit, clip, tables):
     return encode_code_point_rows(codes, np.full(n, width, np.int64), tables)
 
 
+@_jit
+def encode_symbol_rows(symbols, offsets, symbol_ids, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab):
+    """Rows of alphabet indices `symbols[offsets[i] : offsets[i + 1]]` -> (flat ids, row offsets [N + 1]), as the
+    library's BPE without a pre-tokenizer (klt's): each row is one word whose symbol k is the token
+    `symbol_ids[k]`, merged as `_merge_word` merges a byte-level word."""
+    n = offsets.shape[0] - 1
+    width = 1
+    for i in range(n):
+        width = max(width, offsets[i + 1] - offsets[i])
+    nodes = np.empty((2 * width + 2, 4), np.int32)
+    queue = np.empty((6 * width + 8, 4), np.int32)
+    candidates = np.empty((8, 4), np.int32)
+    head = np.full(new_ids.shape[0], -1, np.int32)  # per rank: last queued pair
+    bits = np.zeros(max((new_ids.shape[0] + 63) // 64, 1), np.uint64)  # per rank: anything queued
+    out = np.empty(symbols.shape[0] + 1, np.int32)  # a token holds at least one symbol
+    out_offsets = np.zeros(n + 1, np.int64)
+    o = 0
+    for i in range(n):
+        m = 0
+        for t in range(offsets[i], offsets[i + 1]):
+            v = symbol_ids[symbols[t]]
+            if m > 0 and nodes[m - 1, TOKEN] == v:
+                nodes[m - 1, COUNT] += 1
+            else:
+                nodes[m, TOKEN], nodes[m, COUNT], nodes[m, NEXT], nodes[m, PREV] = v, 1, m + 1, m - 1
+                m += 1
+        if m > 0:
+            nodes[m - 1, NEXT] = -1
+        if m > 1 or (m == 1 and nodes[0, COUNT] > 1):
+            _merge_word(m, nodes, queue, candidates, head, bits, hash_keys, hash_ranks, hash_shift, new_ids, n_vocab)
+        o = _emit(m, nodes, out, o)
+        out_offsets[i + 1] = o
+    return out[:o], out_offsets
+
+
 # ------------------------------------------------------------------ encode: the pre-tokenizer split
 @_step
 def _runs(row, length, classes, runs):

@@ -68,28 +68,10 @@ class EncodeTables:
             return None
         model = spec["model"]
         vocab: dict[str, int] = model["vocab"]
-        merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
-        n_vocab = max(vocab.values()) + 1
-        left = np.empty(len(merges), np.int64)
-        right = np.empty(len(merges), np.int64)
-        new = np.empty(len(merges), np.int32)
-        made_by = {}
-        for rank, (a, b) in enumerate(merges):
-            if a not in vocab or b not in vocab or a + b not in vocab:
-                logger.info("FAST encodes through the tokenizers library: merge %r %r is not in the vocabulary", a, b)
-                return None
-            # Ranks must only grow while a word is merged: a merge's inputs are made by earlier merges.
-            if made_by.get(a, -1) >= rank or made_by.get(b, -1) >= rank or a + b in made_by:
-                logger.info("FAST encodes through the tokenizers library: merges are not in creation order")
-                return None
-            made_by[a + b] = rank
-            left[rank], right[rank], new[rank] = vocab[a], vocab[b], vocab[a + b]
-        keys = left * n_vocab + right
-        if len(np.unique(keys)) != len(keys):
-            logger.info("FAST encodes through the tokenizers library: a pair is merged twice")
+        merges = MergeTables.build(model)
+        if isinstance(merges, str):
+            logger.info("FAST encodes through the tokenizers library: %s", merges)
             return None
-        bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
-        hash_keys, hash_ranks = _build_hash(keys, np.arange(len(keys), dtype=np.int32), bits)
         symbol_ids = np.array([vocab.get(s, -1) for s in byte_symbols()] + [-1], dtype=np.int32)
         if model.get("unk_token") is not None and (symbol_ids[:256] < 0).any():
             logger.info("FAST encodes through the tokenizers library: some byte symbols would be unknown tokens")
@@ -99,16 +81,82 @@ class EncodeTables:
             char_classes(n_code_points, pre_tokenizer),
             n_bytes,
             symbol_ids[raw],  # raw == -1 (no such byte) reads the trailing -1
-            hash_keys,
-            hash_ranks,
-            64 - bits,
-            new,
-            n_vocab,
+            merges.hash_keys,
+            merges.hash_ranks,
+            merges.hash_shift,
+            merges.new_ids,
+            merges.n_vocab,
         )
 
 
-def _unsupported(spec: dict) -> str | None:
-    """Why the compiled loop would not give the library's ids for this tokenizer (None: it would)."""
+@dataclass
+class MergeTables:
+    """A BPE's merges as the compiled loops read them: pair (left * n_vocab + right) -> rank in an open-addressing
+    hash, and the token each rank makes."""
+
+    hash_keys: np.ndarray  # [S] int64, left * n_vocab + right (-1: empty slot)
+    hash_ranks: np.ndarray  # [S] int32
+    hash_shift: int
+    new_ids: np.ndarray  # [M] int32, the token each merge makes
+    n_vocab: int
+
+    @classmethod
+    def build(cls, model: dict) -> MergeTables | str:
+        """The tables of a BPE model (its JSON object), or why the compiled loops would not reproduce it."""
+        vocab: dict[str, int] = model["vocab"]
+        merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
+        n_vocab = max(vocab.values()) + 1
+        left = np.empty(len(merges), np.int64)
+        right = np.empty(len(merges), np.int64)
+        new = np.empty(len(merges), np.int32)
+        made_by = {}
+        for rank, (a, b) in enumerate(merges):
+            if a not in vocab or b not in vocab or a + b not in vocab:
+                return f"merge {a!r} {b!r} is not in the vocabulary"
+            # Ranks must only grow while a word is merged: a merge's inputs are made by earlier merges.
+            if made_by.get(a, -1) >= rank or made_by.get(b, -1) >= rank or a + b in made_by:
+                return "merges are not in creation order"
+            made_by[a + b] = rank
+            left[rank], right[rank], new[rank] = vocab[a], vocab[b], vocab[a + b]
+        keys = left * n_vocab + right
+        if len(np.unique(keys)) != len(keys):
+            return "a pair is merged twice"
+        bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
+        hash_keys, hash_ranks = _build_hash(keys, np.arange(len(keys), dtype=np.int32), bits)
+        return cls(hash_keys, hash_ranks, 64 - bits, new, n_vocab)
+
+    def as_tuple(self) -> tuple:
+        return self.hash_keys, self.hash_ranks, self.hash_shift, self.new_ids, self.n_vocab
+
+
+@dataclass
+class SymbolEncodeTables:
+    """What the compiled encoder of a BPE over code points without a pre-tokenizer (klt's) needs: the token of
+    each alphabet symbol `chr(first_symbol + k)` and the merges."""
+
+    symbol_ids: np.ndarray  # [A] int32
+    merges: MergeTables
+
+    @classmethod
+    def build(cls, tokenizer_json: str, first_symbol: int, alphabet_size: int) -> SymbolEncodeTables | None:
+        """Tables for a `tokenizers` BPE without pre-tokenizer (its JSON) whose vocabulary holds every symbol of
+        the alphabet, or None when the compiled loop would not reproduce it (the library encodes then)."""
+        spec = json.loads(tokenizer_json)
+        reason = _unsupported(spec, pre_tokenizer=None)
+        vocab: dict[str, int] = (spec.get("model") or {}).get("vocab") or {}
+        symbol_ids = np.array([vocab.get(chr(first_symbol + k), -1) for k in range(alphabet_size)], np.int32)
+        if reason is None and (symbol_ids < 0).any():
+            reason = "an alphabet symbol is not in the vocabulary"
+        merges = reason or MergeTables.build(spec["model"])
+        if isinstance(merges, str):
+            logger.info("klt encodes through the tokenizers library: %s", merges)
+            return None
+        return cls(symbol_ids, merges)
+
+
+def _unsupported(spec: dict, pre_tokenizer: str | None = "ByteLevel") -> str | None:
+    """Why the compiled loop would not give the library's ids for this tokenizer (None: it would); `pre_tokenizer`:
+    the one the loop applies (the GPT-2 ByteLevel split, or None: each row is one word)."""
     model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
     if model.get("type") != "BPE":
         return f"model type {model.get('type')!r} is not BPE"
@@ -122,12 +170,16 @@ def _unsupported(spec: dict) -> str | None:
         return "the BPE sets byte_fallback"
     if spec.get("normalizer") is not None:
         return "the tokenizer has a normalizer"
-    if pre.get("type") != "ByteLevel" or pre.get("add_prefix_space") or not pre.get("use_regex", True):
+    if pre_tokenizer is None and spec.get("pre_tokenizer") is not None:
+        return "the tokenizer has a pre-tokenizer"
+    if pre_tokenizer is not None and (
+        pre.get("type") != "ByteLevel" or pre.get("add_prefix_space") or not pre.get("use_regex", True)
+    ):
         return "the pre-tokenizer is not ByteLevel(add_prefix_space=False, use_regex=True)"
     if spec.get("added_tokens"):
         return "the tokenizer has added tokens"
     post = spec.get("post_processor")
-    if post is not None and post.get("type") != "ByteLevel":
+    if post is not None and (pre_tokenizer is None or post.get("type") != "ByteLevel"):
         return f"post-processor {post.get('type')!r} may add tokens"
     if spec.get("truncation") or spec.get("padding"):
         return "truncation or padding is set"
@@ -153,6 +205,7 @@ class Kernels(NamedTuple):
     encode_code_points: Callable
     encode_coefficients: Callable
     decode: Callable
+    encode_symbols: Callable
 
 
 @cache
@@ -160,7 +213,12 @@ def _kernels() -> Kernels:
     """The compiled loops, loaded from numba's on-disk cache (compiled and cached on first use)."""
     from actok.tokenizers import _bytelevel_bpe as compiled
 
-    return Kernels(compiled.encode_code_point_rows, compiled.encode_coefficient_rows, compiled.ids_to_coefficients)
+    return Kernels(
+        compiled.encode_code_point_rows,
+        compiled.encode_coefficient_rows,
+        compiled.ids_to_coefficients,
+        compiled.encode_symbol_rows,
+    )
 
 
 def _coefficients(coeff: np.ndarray) -> np.ndarray:
@@ -177,6 +235,21 @@ def encode_code_points(
     if lengths is None:
         lengths = np.full(len(codes), codes.shape[1], dtype=np.int64)
     return _kernels().encode_code_points(codes, lengths.astype(np.int64), tables.as_tuple())
+
+
+def encode_symbols(symbols: np.ndarray, offsets: np.ndarray, tables: SymbolEncodeTables) -> list[list[int]]:
+    """Rows of alphabet indices (flat `symbols`, row `offsets` `[N + 1]`) -> ids per row, through the compiled BPE
+    over code points (`SymbolEncodeTables`), on row blocks spread over the CPU cores for large batches."""
+    symbols = np.ascontiguousarray(symbols, dtype=np.int32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+
+    def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        part = offsets[rows.start : rows.stop + 1]
+        return _kernels().encode_symbols(symbols, part, tables.symbol_ids, *tables.merges.as_tuple())
+
+    parts = row_blocks(len(offsets) - 1)
+    pieces = [work(parts[0])] if len(parts) == 1 else list(_pool().map(work, parts))
+    return [row for flat, out_offsets in pieces for row in split_rows(flat, out_offsets)]
 
 
 def encode_chunks(

@@ -270,6 +270,9 @@ class ActionTokenizer(ABC):
     uses_validation: ClassVar[bool] = False
     #: whether decode can only produce the fitted chunk shape (checked by the decode template)
     decodes_fitted_shape_only: ClassVar[bool] = False
+    #: whether every sequence of in-vocabulary ids is a valid encoding (empty, cut and extended ones included):
+    #: only ids outside the vocabulary make a row invalid (checked by the conformance suite)
+    every_sequence_decodes: ClassVar[bool] = False
     #: for the conformance checks (`actok.testing`): constructor parameters of a small, fast fit (learned
     #: tokenizers: few epochs, small networks), the round-trip RMSE bound they give on the held-out chunks (the
     #: bundled Push-T chunks `[N, 10, 2]`, normalized units), and how much decoding a batch may differ from

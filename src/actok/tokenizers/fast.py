@@ -25,7 +25,6 @@ and numpy. This module adds the Hub folder: `save` writes it, `load` reads it (a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,11 @@ from tokenizers import Tokenizer
 from actok.errors import ActokError
 from actok.tokenizers import _fast_kernels as kernels
 from actok.tokenizers.base import CONFIG_FIELDS, CONFIG_FILE, PositiveInt, flatten_rows
-from actok.tokenizers.coefficients import TOKENIZER_FILE, CoefficientTokenizer, check_range, read_byte_level_bpe
+from actok.tokenizers.coefficients import CoefficientTokenizer, check_range, read_byte_level_bpe
+from actok.tokenizers.hub import BPE_SUBFOLDER, PROCESSOR_CONFIG, TOKENIZER_FILE, write_processor_files
 from actok.tokenizers.params import Scale, VocabSize, check_fields, read_json_object
 
-PROCESSOR_CONFIG = "processor_config.json"
-TOKENIZER_CONFIG = "tokenizer_config.json"
 PROCESSOR_MODULE = "processing_action_tokenizer.py"
-BPE_SUBFOLDER = "bpe_tokenizer"  # where transformers >= 5 writes the BPE files
 
 
 class DCT:
@@ -87,33 +84,16 @@ class FASTTokenizer(CoefficientTokenizer):
     def _save_state(self, directory: Path) -> dict[str, Any]:
         """The actok files (tokenizer.json and the state), and the Hub files every FAST consumer reads."""
         state = super()._save_state(directory)
-        processor = {
+        fields = {
             "action_dim": self.action_dim,
-            "auto_map": {"AutoProcessor": "processing_action_tokenizer.UniversalActionProcessor"},
             "clip": self.clip,
             "max_token": self.max_token,
             "min_token": self.min_token,
-            "processor_class": "UniversalActionProcessor",
             "scale": self.scale,
             "time_horizon": self.horizon,
             "vocab_size": self._vocab_size,
         }
-        (directory / PROCESSOR_CONFIG).write_text(json.dumps(processor, indent=2) + "\n")
-        tokenizer_config = {
-            "added_tokens_decoder": {},
-            "clean_up_tokenization_spaces": False,
-            "model_max_length": 1000000000000000019884624838656,
-            "processor_class": "UniversalActionProcessor",
-            "tokenizer_class": "PreTrainedTokenizerFast",
-        }
-        (directory / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
-        # transformers >= 5 looks for a non-primary tokenizer in its own subfolder (the flat files above are
-        # the Hub layout older versions and other tools read); writing both loads everywhere without warnings.
-        (directory / BPE_SUBFOLDER).mkdir(exist_ok=True)
-        self.bpe.save(str(directory / BPE_SUBFOLDER / TOKENIZER_FILE))
-        (directory / BPE_SUBFOLDER / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")
-        module = Path(__file__).with_name("_hub") / PROCESSOR_MODULE
-        (directory / PROCESSOR_MODULE).write_text(module.read_text())
+        write_processor_files(directory, self.bpe, PROCESSOR_MODULE, "UniversalActionProcessor", fields)
         return state
 
     @classmethod

@@ -1,27 +1,34 @@
-"""`klt`: our rate-distortion tokenizer — a learned decorrelating transform, dead-zone quantization, an explicit
-end-of-block symbol and BPE over the ordered coefficients.
+"""`klt`: our rate-distortion tokenizer — a cross-validated orthonormal transform, dead-zone quantization, a symbol
+layout in which any string parses, and BPE over the ordered coefficients.
 
 Where FAST spends its tokens (REFERENCES §3, measured in docs/zoo.md):
 1. The DCT decorrelates each dimension over time but not the dimensions from each other; joint actions (arms,
    grippers moving together) leave a lot of shared structure. The Karhunen–Loève transform (PCA of the
-   flattened training chunks, `[H·D]`) decorrelates both, and orders the coefficients by variance.
-2. With that order, everything after the last non-zero coefficient is zeros: we stop there and write one
-   end-of-block symbol (as JPEG does) instead of spelling the zero run out. The symbol also makes a truncated or
-   extended sequence detectable, so decoding stays strict.
-3. A dead zone (`deadzone` > 0.5: values below `deadzone / scale` in magnitude become zero, larger ones are
+   flattened training chunks, `[H·D]`) decorrelates both and orders the coefficients by variance, but with few
+   episodes its minor directions do not generalize. `transform="auto"` picks the plain KLT, a shrunk one, the
+   separable DCT ⊗ dim-PCA or FAST's DCT by cross-validation on the training chunks (`choose_transform`).
+2. With that order, everything after the last non-zero coefficient is zeros: we stop there, and the end of the
+   string is the end of block (no symbol spent). Any string parses: missing coefficients are zero, extra ones
+   ignored, so every sequence of in-vocabulary ids decodes, a prefix to a coarser chunk.
+3. Large leading coefficients are a carry symbol plus a value symbol (`carry_layout`), so the alphabet stays small
+   and the vocabulary goes to BPE merges.
+4. A dead zone (`deadzone` > 0.5: values below `deadzone / scale` in magnitude become zero, larger ones are
    rounded down towards zero with the same step) trades a little error for more zeros; at equal RMSE this wins
    tokens (the scale is raised to pay the error back; see docs/zoo.md).
-4. BPE runs on the code points directly, with no GPT-2 pre-tokenizer: FAST's byte-level pre-tokenizer splits
+5. BPE runs on the code points directly, with no GPT-2 pre-tokenizer: FAST's byte-level pre-tokenizer splits
    "words" at whitespace and punctuation code points, and when the zero coefficient lands on one (e.g. U+0085)
    no merge can span a run of zeros.
 
-The transform is orthonormal, so the coefficient quantization error is exactly the reconstruction error.
+The transform is orthonormal, so the coefficient quantization error is exactly the reconstruction error; decoded
+values are clipped into each dim's training range, so whatever ids a model emits give a chunk like the training
+ones. `save` also writes a self-contained Hugging Face processor (`_hub/processing_klt.py`).
 """
 
 from __future__ import annotations
 
-import warnings
 import zipfile
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,88 +37,269 @@ from annotated_types import Interval
 from scipy.fft import idct
 from tokenizers import Tokenizer
 
-from actok.errors import ActokError, ActokWarning
-from actok.tokenizers._bytelevel import symbols_to_strings
+from actok.errors import ActokError
+from actok.tokenizers import _fast_kernels as kernels
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
-from actok.tokenizers.coefficients import SymbolTable, train_bpe
+from actok.tokenizers.coefficients import TOKENIZER_FILE, SymbolTable, train_bpe
+from actok.tokenizers.hub import write_processor_files
 from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
-TOKENIZER_FILE = "tokenizer.json"
+PROCESSOR_MODULE = "processing_klt.py"  # the self-contained Hugging Face processor
+BASIS_ARRAYS = ("mean", "basis", "value_low", "value_high")
+TRANSFORMS = ("auto", "klt", "separable", "dct")
+# What transform="auto" chooses from: (transform, shrinkage) pairs, from the most learned to the least.
+CANDIDATES = (("klt", 0.0), ("klt", 0.5), ("separable", 1.0), ("dct", 1.0))
+CV_FOLDS = 3
+CV_MAX_BLOCKS = 24  # contiguous blocks of chunks, dealt to the folds in turn
+CV_MAX_ROWS = 1000  # chunks per fold side the cross-validation projects (a sample: it estimates averages)
+CV_SCALES = (0.8, 1.25)  # times the scale: two points of each candidate's rate-distortion curve
+CARRY_QUANTILE = 0.99  # values up to this quantile of the non-zero magnitudes are one symbol
+MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model assumes (caps a surprise's cost)
+ENCODE_BLOCK = 8192  # chunks whose coefficients encode computes at once
+
+
+@cache
+def _compiled():
+    """klt's compiled loops (`_klt_kernels`); only called where numba is."""
+    from actok.tokenizers import _klt_kernels
+
+    return _klt_kernels
+
+
+def dct_basis(horizon: int, action_dim: int) -> np.ndarray:
+    """DCT-II over time for each dim, `[H·D, H·D]` for time-major flattened chunks, columns frequency-major (the
+    order of FAST's coefficients): nothing learned."""
+    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), np.eye(action_dim))
 
 
 def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
-    """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks: a structured transform with
-    only D x D parameters learned, well estimated from few chunks."""
-    dct_basis = idct(np.eye(horizon), axis=0, norm="ortho")  # columns: DCT-II basis vectors
+    """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks `[N, H·D]`: a structured
+    transform with only D x D parameters learned, well estimated from few chunks."""
     per_step = centered.reshape(-1, action_dim)
     variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(per_step, rowvar=False)))
-    return np.kron(dct_basis, vectors[:, np.argsort(variances)[::-1]])
+    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), vectors[:, np.argsort(variances)[::-1]])
 
 
-def shrunk_klt_basis(centered: np.ndarray, horizon: int, action_dim: int, shrinkage: float | str) -> np.ndarray:
-    """Eigenvectors (by decreasing variance) of the sample covariance of the flattened chunks, shrunk towards
-    its diagonal in the separable DCT ⊗ PCA basis. With few chunks per coefficient the sample covariance's
-    minor directions are noise that held-out chunks do not follow; `"auto"` uses H·D / (H·D + N)."""
-    n, m = centered.shape
-    alpha = m / (m + n) if shrinkage == "auto" else float(shrinkage)
-    cov = np.atleast_2d(np.cov(centered, rowvar=False))
-    if alpha > 0:
-        prior = separable_basis(centered, horizon, action_dim)
-        target_variances = np.einsum("ij,jk,ki->i", prior.T, cov, prior)
-        cov = (1 - alpha) * cov + alpha * (prior * target_variances) @ prior.T
-    variances, vectors = np.linalg.eigh(cov)
-    return vectors[:, np.argsort(variances)[::-1]]
+def candidate_bases(
+    centered: np.ndarray, horizon: int, action_dim: int, candidates: Sequence[tuple[str, float]]
+) -> list[np.ndarray]:
+    """The orthonormal basis `[H·D, H·D]` of each (transform, shrinkage) candidate for the centered flattened chunks
+    `[N, H·D]`. "klt": the eigenvectors (by decreasing variance) of (1 - shrinkage) x the sample covariance +
+    shrinkage x its diagonal in the separable DCT ⊗ PCA basis (with few chunks per coefficient the sample
+    covariance's minor directions are noise held-out chunks do not follow; the separable prior has only D x D
+    parameters); "separable": that prior, by decreasing variance; "dct": `dct_basis`."""
+    if all(kind == "dct" for kind, _ in candidates):
+        return [dct_basis(horizon, action_dim)] * len(candidates)
+    prior = separable_basis(centered, horizon, action_dim)
+    cov = centered.T @ centered / max(len(centered) - 1, 1)
+    target = (prior * (cov @ prior)).sum(axis=0)  # the prior's coefficient variances
+    bases = []
+    for kind, alpha in candidates:
+        if kind == "dct":
+            bases.append(dct_basis(horizon, action_dim))
+        elif kind == "separable" or alpha >= 1:  # the prior itself: no eigendecomposition needed
+            bases.append(prior[:, np.argsort(target, kind="stable")[::-1]])
+        else:
+            variances, vectors = np.linalg.eigh((1 - alpha) * cov + alpha * (prior * target) @ prior.T)
+            bases.append(vectors[:, np.argsort(variances)[::-1]])
+    return bases
+
+
+def deadzone_quantize(c: np.ndarray, deadzone: float) -> np.ndarray:
+    """Scaled coefficients -> integers: |c| below `deadzone` -> 0, larger ones rounded down towards zero with the
+    zero bin's edge as the first step (deadzone 0.5: plain rounding)."""
+    return (np.sign(c) * np.floor(np.abs(c) + 1.0 - deadzone)).astype(np.int64)
+
+
+def deadzone_dequantize(q: np.ndarray, deadzone: float) -> np.ndarray:
+    """Integers -> scaled coefficients at their bins' midpoints (bins [k + deadzone - 1, k + deadzone))."""
+    return q + np.sign(q) * (deadzone - 0.5)
+
+
+def coding_bits(train_q: np.ndarray, test_q: np.ndarray) -> float:
+    """Bits per chunk an adaptive coder spends on held-out quantized coefficients `test_q` `[M, H·D]` when each
+    coefficient follows a discrete Laplace law with the mean magnitude seen at its position in `train_q`: the
+    cost of what the training chunks predict (zeros in the tail are almost free) and of what they do not."""
+    r = np.exp(-1.0 / np.maximum(np.abs(train_q).mean(axis=0), MIN_LAPLACE_SCALE))
+    return float((np.log2((1 + r) / (1 - r)) - np.abs(test_q) * np.log2(r)).sum(axis=1).mean())
+
+
+def cv_folds(n: int, horizon: int) -> list[np.ndarray]:
+    """Held-out chunk indices of each of CV_FOLDS folds: contiguous blocks of at least 4 x `horizon` chunks (the
+    chunks of one episode are adjacent and overlap, so single chunks would leak into the training side) dealt to
+    the folds in turn, so that each fold holds chunks from all over the recording, as a random episode split does."""
+    n_blocks = int(np.clip(n // (4 * horizon), CV_FOLDS, CV_MAX_BLOCKS))
+    blocks = np.array_split(np.arange(n), n_blocks)
+    return [np.concatenate(blocks[k::CV_FOLDS]) for k in range(CV_FOLDS)]
+
+
+def choose_transform(
+    flat: np.ndarray, horizon: int, action_dim: int, scale: float, deadzone: float
+) -> tuple[str, float]:
+    """The (transform, shrinkage) of CANDIDATES whose quantized held-out coefficients cost the fewest bits at equal
+    distortion, by cross-validation over `cv_folds` of the flattened chunks `[N, H·D]`. Each candidate is measured
+    at two scales and its bits interpolated (log-log) to a common distortion. Too few chunks to split: the DCT."""
+    if len(flat) < 2 * CV_FOLDS:
+        return CANDIDATES[-1]
+    rng = np.random.default_rng(0)
+    bits, distortion = np.zeros((len(CANDIDATES), len(CV_SCALES))), np.zeros((len(CANDIDATES), len(CV_SCALES)))
+    for test in cv_folds(len(flat), horizon):
+        train = np.delete(flat, test, axis=0)
+        mean = train.mean(axis=0)
+        bases = candidate_bases(train - mean, horizon, action_dim, CANDIDATES)
+        train = train[np.sort(rng.permutation(len(train))[:CV_MAX_ROWS])] - mean
+        test = flat[test][np.sort(rng.permutation(len(test))[:CV_MAX_ROWS])] - mean
+        for k, basis in enumerate(bases):
+            c_train, c_test = train @ basis, test @ basis
+            for j, factor in enumerate(CV_SCALES):
+                q_test = deadzone_quantize(c_test * scale * factor, deadzone)
+                error = c_test - deadzone_dequantize(q_test, deadzone) / (scale * factor)
+                bits[k, j] += coding_bits(deadzone_quantize(c_train * scale * factor, deadzone), q_test)
+                distortion[k, j] += np.mean(error**2)
+    tiny = np.finfo(np.float64).tiny  # constant chunks: no error and (almost) no bits for any candidate
+    log_d, log_b = np.log(np.maximum(distortion, tiny)), np.log(np.maximum(bits, tiny))
+    slope = (log_b[:, 1] - log_b[:, 0]) / np.where(log_d[:, 1] != log_d[:, 0], log_d[:, 1] - log_d[:, 0], -1.0)
+    at_common = log_b[:, 0] + slope * (log_d.mean() - log_d[:, 0])
+    return CANDIDATES[int(np.argmin(at_common))]
+
+
+def carry_layout(q: np.ndarray) -> tuple[int, int]:
+    """The symbol layout for the quantized training coefficients `q`: (half-width T, largest carry K). Values in
+    [-T, T] are one symbol each, T the CARRY_QUANTILE of the non-zero magnitudes; a larger value v is a carry
+    symbol k = round(v / (2T + 1)) in [-K, K] \\ {0} followed by the symbol of v - k (2T + 1). The alphabet (2T + 1 +
+    2K symbols) stays small where a few leading coefficients are large (high-dimensional chunks), leaving the
+    vocabulary to BPE merges."""
+    magnitudes = np.abs(q[q != 0])
+    half = max(1, int(np.quantile(magnitudes, CARRY_QUANTILE))) if len(magnitudes) else 1
+    return half, int(np.ceil(max(int(np.abs(q).max(initial=0)) - half, 0) / (2 * half + 1)))
+
+
+def spell_symbols(q: np.ndarray, half: int, carries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantized coefficients `[N, C]` -> each row's symbols (alphabet indices; flat `[S]`, row offsets `[N + 1]`):
+    each coefficient up to the row's last non-zero one as its (carry and) value symbols (`carry_layout`), clipped
+    into what the layout spells. The row's end is the end of block: trailing zeros are not written."""
+    modulus = 2 * half + 1
+    nonzero = q != 0
+    stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    q = np.clip(q[:, : stop.max(initial=0)], -(carries * modulus + half), carries * modulus + half)
+    k = np.rint(q / modulus).astype(np.int64)
+    inside = np.arange(q.shape[1]) < stop[:, None]
+    codes = np.stack([modulus + k + carries - (k > 0), q - k * modulus + half], axis=2)
+    mask = np.stack([inside & (k != 0), inside], axis=2)
+    offsets = np.zeros(len(q) + 1, dtype=np.int64)
+    np.cumsum(mask.sum(axis=(1, 2)), out=offsets[1:])
+    return codes[mask], offsets
+
+
+def spell(q: np.ndarray, half: int, carries: int) -> list[str]:
+    """`spell_symbols` as one string per row, symbol k as the character `chr(BASE + k)`."""
+    symbols, offsets = spell_symbols(q, half, carries)
+    text = (symbols + BASE).astype("<u4").tobytes().decode("utf-32-le")
+    return [text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+
+
+def read_symbols(symbols: np.ndarray, row: np.ndarray, n: int, m: int, half: int, carries: int) -> np.ndarray:
+    """The inverse of `spell` for any symbol stream: `symbols` (alphabet indices) with their `row` in [0, n),
+    rows in order -> quantized coefficients `[n, L]`, L <= m (later coefficients zero). Carries add up until the
+    next value symbol; a carry with none after it is ignored; values past the m-th are ignored."""
+    modulus = 2 * half + 1
+    is_value = symbols < modulus
+    c = symbols - modulus
+    carry = np.where(is_value, 0, c - carries + (c >= carries))
+    total = np.cumsum(carry)
+    at = np.flatnonzero(is_value)
+    value_row = row[at]
+    previous = np.concatenate([[0], total[at[:-1]]])  # the running carry at the previous value symbol
+    n_symbols = np.bincount(row, minlength=n)
+    first = np.cumsum(n_symbols) - n_symbols  # each row's first symbol
+    new_row = np.concatenate([[True], value_row[1:] != value_row[:-1]])
+    row_base = total[first[value_row]] - carry[first[value_row]]  # the running carry before the row
+    acc = total[at] - np.where(new_row, row_base, previous)
+    limit = carries * modulus + half
+    values = np.clip(symbols[at] - half + acc * modulus, -limit, limit)
+    per_row = np.bincount(value_row, minlength=n)
+    rank = np.arange(len(at)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    keep = rank < m
+    q = np.zeros((n, int(rank[keep].max(initial=-1)) + 1), dtype=np.int64)  # the zero tail is not multiplied
+    q[value_row[keep], rank[keep]] = values[keep]
+    return q
 
 
 class KLTTokenizer(ActionTokenizer):
-    """KLT + dead-zone quantization + end-of-block + BPE.
+    """Learned orthonormal transform + dead-zone quantization + implicit end of block + BPE.
 
     Args:
         scale: coefficients are multiplied by this before quantization (larger = finer, more tokens).
-        vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 2).
+        vocab_size: BPE vocabulary size (at least the coefficient range seen in `fit` + 1).
         deadzone: half-width of the zero bin in quantization steps (0.5 = plain rounding).
-        shrinkage: weight of the separable DCT ⊗ PCA prior in the covariance the basis is computed from (0 = the
-            plain KLT, 1 = the separable transform, "auto" = H·D / (H·D + N)); for datasets with few chunks.
+        transform: "klt" (PCA of the flattened chunks, shrunk towards the separable one by
+            `shrinkage`), "separable" (DCT over time ⊗ PCA over dims), "dct" (FAST's, nothing learned), or "auto":
+            the one of `CANDIDATES` that cross-validation on the training chunks finds cheapest.
+        shrinkage: for transform "klt", the weight of the separable prior in the covariance (0 = the plain KLT).
     """
 
     name = "klt"
     decodes_fitted_shape_only = True
+    every_sequence_decodes = True
     conformance_rmse_bound = 0.05
     conformance_decode_atol = 1e-12
 
     def __init__(
         self,
         scale: Scale = 10.0,
-        vocab_size: Annotated[int, Interval(ge=4, le=MAX_VOCAB)] = 1024,
+        vocab_size: Annotated[int, Interval(ge=3, le=MAX_VOCAB)] = 1024,
         deadzone: Annotated[float, Interval(ge=0.5, lt=1.5)] = 0.7,
-        shrinkage: Annotated[float, Interval(ge=0, le=1)] | Literal["auto"] = 0.0,
+        transform: Literal[TRANSFORMS] = "auto",
+        shrinkage: Annotated[float, Interval(ge=0, le=1)] = 0.0,
     ):
         super().__init__()
-        self.scale, self._vocab_size, self.deadzone, self.shrinkage = scale, vocab_size, deadzone, shrinkage
+        self.scale, self._vocab_size, self.deadzone = scale, vocab_size, deadzone
+        self.transform, self.shrinkage = transform, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
         self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
-        self.low: int | None = None  # smallest / largest quantized coefficient seen in fit
-        self.high: int | None = None
+        self.half_width: int | None = None  # the symbol layout (`carry_layout`)
+        self.max_carry: int | None = None
+        self.value_low: np.ndarray | None = None  # [D]: each dim's range in the training chunks
+        self.value_high: np.ndarray | None = None
+        self.fitted_transform: tuple[str, float] | None = None  # the (transform, shrinkage) fit chose
         self.bpe: Tokenizer | None = None
 
     @property
     def vocab_size(self) -> int:
-        return self._vocab_size
+        """The BPE's size once fitted (at most the `vocab_size` parameter: few training chunks leave fewer
+        merges), so that every id below it is a token and decodes; the parameter before."""
+        return self._vocab_size if self.bpe is None else self._n_vocab
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "vocab_size": self._vocab_size}  # the parameter, not the fitted size
 
     # ------------------------------------------------------------ transform
+    def coefficients(self, chunks: np.ndarray) -> np.ndarray:
+        """Chunks `[N, H, D]` -> their coefficients in the basis `[N, H·D]` (before the scale)."""
+        return (flatten_rows(chunks) - self.mean) @ self.basis
+
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> quantized KLT coefficients `[N, H·D]` (int64, not clipped)."""
-        c = (flatten_rows(chunks) - self.mean) @ self.basis * self.scale
-        return (np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64)
+        """Chunks `[N, H, D]` -> quantized coefficients `[N, H·D]` (int64, not clipped)."""
+        return deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """Quantized coefficients `[N, H·D]` -> chunks `[N, H, D]` (each value at its bin's reconstruction point:
-        the dead zone's bins are [k + deadzone - 1, k + deadzone) steps, decoded at their midpoint)."""
-        shift = np.sign(q) * (self.deadzone - 0.5)
-        c = (q + shift) / self.scale
-        return (c @ self.basis.T + self.mean).reshape(len(q), self.horizon, self.action_dim)
+        """The first L <= H·D quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
+        coefficient at its bin's reconstruction point (the dead zone's bins are [k + deadzone - 1, k + deadzone)
+        steps, decoded at their midpoint), each value clipped into its dim's range in the training chunks (any
+        coefficients give a chunk in that range)."""
+        return self._to_chunks(deadzone_dequantize(q, self.deadzone) / self.scale)
+
+    def _to_chunks(self, c: np.ndarray) -> np.ndarray:
+        """The first L coefficients `[N, L]` (before the scale; the others zero) -> chunks `[N, H, D]` clipped into
+        the training range: only the head of the basis is multiplied, then the mean added and the clip done in
+        place."""
+        x = c @ self.basis[:, : c.shape[1]].T
+        x += self.mean
+        x = x.reshape(len(c), self.horizon, self.action_dim)
+        np.maximum(x, self.value_low, out=x)
+        return np.minimum(x, self.value_high, out=x)
 
     # ------------------------------------------------------------- protocol
     def fit(self, chunks: np.ndarray, validation: np.ndarray | None = None) -> KLTTokenizer:
@@ -122,66 +310,73 @@ class KLTTokenizer(ActionTokenizer):
         self._set_shape(chunks)
         flat = flatten_rows(chunks)
         self.mean = flat.mean(axis=0)
-        self.basis = shrunk_klt_basis(flat - self.mean, h, d, self.shrinkage)
-        if n < h * d:
-            warnings.warn(
-                f"klt fitted on {n} chunks for {h * d} coefficients: components past the {n}th are not learned "
-                "from data (held-out error may suffer; use more chunks or a shorter horizon)",
-                ActokWarning,
-                stacklevel=2,
-            )
+        auto = self.transform == "auto"
+        chosen = choose_transform(flat, h, d, self.scale, self.deadzone) if auto else (self.transform, self.shrinkage)
+        self.fitted_transform = (chosen[0], float(chosen[1]))
+        self.basis = candidate_bases(flat - self.mean, h, d, [self.fitted_transform])[0]
+        self.value_low, self.value_high = chunks.min(axis=(0, 1)), chunks.max(axis=(0, 1))
         q = self.quantize(chunks)
-        self.low, self.high = int(q.min()), int(q.max())
-        span = self.high - self.low + 1
-        if span + 2 > self._vocab_size:
+        self.half_width, self.max_carry = carry_layout(q)
+        span = self._alphabet_size()
+        if span + 1 > self._vocab_size:
             raise ActokError(
-                f"vocab_size {self._vocab_size} is smaller than the coefficient range {span} + 2 at scale "
-                f"{self.scale:g}: use vocab_size >= {span + 2} or a smaller scale"
+                f"vocab_size {self._vocab_size} is smaller than the {span} coefficient symbols + 1 at scale "
+                f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
             )
-        # the alphabet's last symbol is the end-of-block
-        self.bpe = train_bpe(self._strings(q), self._vocab_size, span + 1, first_symbol=BASE, byte_level=False)
+        self.bpe = train_bpe(self._strings(q), self._vocab_size, span, first_symbol=BASE, byte_level=False)
         self._prepare()
         return self
 
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
+        """Chunks `[N, H, D]` -> ids per chunk: `quantize`, `spell_symbols`, BPE (the compiled encoder where numba
+        is, else the library: the same ids)."""
         chunks = self._check_shape(chunks)
         self._check_fitted_state()
-        return [e.ids for e in self.bpe.encode_batch_fast(self._strings(self.quantize(chunks)))]
+        ids = []
+        for start in range(0, len(chunks), ENCODE_BLOCK):  # bounded memory for large batches
+            c = self.coefficients(chunks[start : start + ENCODE_BLOCK])
+            if self._encode_tables is None:
+                q = deadzone_quantize(c * self.scale, self.deadzone)
+                ids += [e.ids for e in self.bpe.encode_batch_fast(self._strings(q))]
+            else:
+                symbols, offsets = _compiled().spell_rows(c, self.scale, self.deadzone, self.half_width, self.max_carry)
+                ids += kernels.encode_symbols(symbols, offsets, self._encode_tables)
+        return ids
+
+    def _alphabet_size(self) -> int:
+        return 2 * self.half_width + 1 + 2 * self.max_carry
+
+    def _limit(self) -> int:
+        """The largest coefficient magnitude the symbol layout spells."""
+        return self.max_carry * (2 * self.half_width + 1) + self.half_width
 
     def count_clipped(self, chunks: np.ndarray) -> int:
-        """Coefficients outside the range seen in `fit` (encode clips them into it)."""
+        """Coefficients beyond what the symbol layout spells (encode clips them into it)."""
         q = self.quantize(self._check_shape(chunks))
-        return int(np.count_nonzero((q < self.low) | (q > self.high)))
+        return int(np.count_nonzero(np.abs(q) > self._limit()))
 
-    def extra_metrics(self, chunks: np.ndarray, ids: list[list[int]], decoded: np.ndarray) -> dict[str, float]:
+    def diagnostics(self, chunks: np.ndarray, ids: list[list[int]]) -> dict[str, float]:
+        """The fraction of coefficients beyond what the symbol layout spells (`count_clipped`)."""
         return {"clipped_coefficient_fraction": self.count_clipped(chunks) / chunks.size}
 
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Valid: every id known, the symbols end with the single end-of-block symbol, and there are at most H·D
-        coefficients before it. The repair (`relaxed`) decodes the coefficients it can read: up to H·D, with
-        unknown ids and end-of-block symbols dropped."""
-        n, m, eob = len(batch), horizon * action_dim, self.high - self.low + 1
-        points, row, n_symbols, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
-        symbols = points - BASE
-        is_eob = symbols == eob
-        last = np.zeros(n, dtype=bool)
-        has_symbols = n_symbols > 0
-        last[has_symbols] = is_eob[(np.cumsum(n_symbols) - 1)[has_symbols]]
-        valid = ids_ok & last & (np.bincount(row[is_eob], minlength=n) == 1) & (n_symbols <= m + 1)
-        # Each coefficient's index among its row's coefficients (for a valid row: its position before the end).
-        coeff = ~is_eob
-        per_row = np.bincount(row[coeff], minlength=n)
-        rank = np.cumsum(coeff) - 1 - (np.cumsum(per_row) - per_row)[row]
-        keep = coeff & (rank < m) & (relaxed | valid[row])
-        q = np.zeros((n, m), dtype=np.int64)
-        q[row[keep], rank[keep]] = symbols[keep] + self.low
-        return self.dequantize(q), valid
+        """Every sequence of known ids is valid: its symbols are the coefficients in order (`read_symbols`), the
+        string's end is the end of block (the coefficients after it are zero), symbols past H·D coefficients are
+        ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the repair
+        (`relaxed`) skips them."""
+        n, m = len(batch), horizon * action_dim
+        if self._encode_tables is None:  # numpy
+            points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
+            return self.dequantize(read_symbols(points - BASE, row, n, m, self.half_width, self.max_carry)), ids_ok
+        table = self._symbols
+        c, ids_ok = _compiled().ids_to_values(
+            batch.flat, batch.lengths, self._n_vocab, table.start, table.length, table.points - BASE, m,
+            self.half_width, self.max_carry, self.deadzone, self.scale,
+        )  # fmt: skip
+        return self._to_chunks(c), ids_ok
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
-        return (
-            f"at most {horizon * action_dim} coefficients followed by the single end-of-block symbol "
-            f"(ids in [0, {self._n_vocab}))"
-        )
+        return f"ids in [0, {self._n_vocab})"
 
     # -------------------------------------------------------------- internals
     def _check_fitted_state(self) -> None:
@@ -189,43 +384,69 @@ class KLTTokenizer(ActionTokenizer):
             raise ActokError("klt tokenizer is not fitted: call fit(chunks) first or load a saved one")
 
     def _strings(self, q: np.ndarray) -> list[str]:
-        """Quantized coefficients -> symbol strings: clipped into the fitted range, trailing zeros dropped, then
-        the end-of-block symbol."""
-        q = np.clip(q, self.low, self.high)
-        nonzero = q != 0
-        stop = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
-        eob = chr(BASE + self.high - self.low + 1)
-        return [text[: int(k)] + eob for text, k in zip(symbols_to_strings(q - self.low + BASE), stop, strict=True)]
+        """Quantized coefficients `[N, H·D]` -> symbol strings (`spell`)."""
+        return spell(q, self.half_width, self.max_carry)
 
     def _prepare(self) -> None:
-        """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols)."""
+        """id -> code points table for the vectorized decode (char-level BPE: every token is whole symbols), and
+        the compiled encoder's tables."""
         self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
+        self._encode_tables = (
+            kernels.SymbolEncodeTables.build(self.bpe.to_str(), BASE, self._alphabet_size())
+            if kernels.numba_available()
+            else None
+        )
 
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._check_fitted_state()
-        np.savez(directory / BASIS_FILE, mean=self.mean, basis=self.basis)
-        self.bpe.save(str(directory / TOKENIZER_FILE))
-        return {"low": self.low, "high": self.high, "basis": BASIS_FILE, "bpe": TOKENIZER_FILE}
+        np.savez(directory / BASIS_FILE, **{name: getattr(self, name) for name in BASIS_ARRAYS})
+        fields = {
+            "scale": self.scale,
+            "deadzone": self.deadzone,
+            "half_width": self.half_width,
+            "max_carry": self.max_carry,
+            "time_horizon": self.horizon,
+            "action_dim": self.action_dim,
+        }
+        write_processor_files(directory, self.bpe, PROCESSOR_MODULE, "KLTActionProcessor", fields)
+        return {
+            "half_width": self.half_width,
+            "max_carry": self.max_carry,
+            "fitted_transform": self.fitted_transform[0],
+            "fitted_shrinkage": self.fitted_transform[1],
+            "basis": BASIS_FILE,
+            "bpe": TOKENIZER_FILE,
+        }
 
     def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
-        fields = {"low": int, "high": int, "basis": Literal[BASIS_FILE], "bpe": Literal[TOKENIZER_FILE]}
+        fields = {
+            "half_width": Annotated[int, Interval(ge=1, le=MAX_VOCAB)],
+            "max_carry": Annotated[int, Interval(ge=0, le=MAX_VOCAB)],
+            "fitted_transform": Literal[TRANSFORMS[1:]],
+            "fitted_shrinkage": Annotated[float, Interval(ge=0, le=1)],
+            "basis": Literal[BASIS_FILE],
+            "bpe": Literal[TOKENIZER_FILE],
+        }
         state = check_fields(directory / CONFIG_FILE, state, fields)
-        self.low, self.high = state["low"], state["high"]
-        if not 0 <= self.high - self.low <= self._vocab_size - 3:
+        self.half_width, self.max_carry = state["half_width"], state["max_carry"]
+        self.fitted_transform = (state["fitted_transform"], state["fitted_shrinkage"])
+        if self._alphabet_size() + 1 > self._vocab_size:
             raise ActokError(
-                f"{directory / CONFIG_FILE}: state low {self.low} and high {self.high} do not give a coefficient range "
-                f"that fits vocab_size {self._vocab_size} (high >= low, high - low + 3 <= vocab_size)"
+                f"{directory / CONFIG_FILE}: state half_width {self.half_width} and max_carry {self.max_carry} give "
+                f"{self._alphabet_size()} symbols, more than vocab_size {self._vocab_size} - 1"
             )
         for name in (BASIS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise ActokError(f"{directory} is not a complete klt tokenizer: the file {name} is missing")
-        self.mean, self.basis = _read_basis(directory / BASIS_FILE, self.horizon * self.action_dim)
+        arrays = _read_basis(directory / BASIS_FILE, self.horizon, self.action_dim)
+        for name in BASIS_ARRAYS:
+            setattr(self, name, arrays[name])
         path = directory / TOKENIZER_FILE
         self.bpe = read_bpe_file(path)
         vocab = self.bpe.get_vocab()
-        alphabet = {chr(BASE + k) for k in range(self.high - self.low + 2)}
+        alphabet = {chr(BASE + k) for k in range(self._alphabet_size())}
         if (
             sorted(vocab.values()) != list(range(len(vocab)))
             or len(vocab) > self._vocab_size
@@ -234,34 +455,41 @@ class KLTTokenizer(ActionTokenizer):
         ):
             raise ActokError(
                 f"{path} is not the BPE fit builds for the klt state in {CONFIG_FILE} (a vocabulary of at most "
-                f"{self._vocab_size} ids over the {len(alphabet)} symbols of coefficients {self.low}..{self.high} "
-                "and the end-of-block)"
+                f"{self._vocab_size} ids over its {len(alphabet)} coefficient symbols)"
             )
         self._prepare()
 
 
-def _read_basis(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mean `[H·D]` and orthonormal basis `[H·D, H·D]` in `path`, or `ActokError` saying what is wrong."""
+def _read_basis(path: Path, horizon: int, action_dim: int) -> dict[str, np.ndarray]:
+    """The arrays of BASIS_ARRAYS in `path` (mean `[H·D]`, orthonormal basis `[H·D, H·D]`, each dim's value range
+    `[D]`) as float64, or `ActokError` saying what is wrong."""
     try:
         with open(path, "rb") as file:  # ours to close: np.load leaves a file it fails to read open
             data = np.load(file)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single array")
             with data:
-                arrays = {k: data[k] for k in ("mean", "basis") if k in data.files}
+                arrays = {k: data[k] for k in BASIS_ARRAYS if k in data.files}
     except OSError as exc:
         raise ActokError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
         raise ActokError(f"{path} is not an .npz archive of arrays (as np.savez writes)") from None
-    missing = [k for k in ("mean", "basis") if k not in arrays]
+    missing = [k for k in BASIS_ARRAYS if k not in arrays]
     if missing:
         raise ActokError(f"{path} lacks the array {missing[0]!r}")
-    mean, basis = arrays["mean"], arrays["basis"]
-    if mean.shape != (size,) or basis.shape != (size, size) or mean.dtype.kind != "f" or basis.dtype.kind != "f":
+    size = horizon * action_dim
+    shapes = {"mean": (size,), "basis": (size, size), "value_low": (action_dim,), "value_high": (action_dim,)}
+    wrong = [k for k in BASIS_ARRAYS if arrays[k].shape != shapes[k] or arrays[k].dtype.kind != "f"]
+    if wrong:
         raise ActokError(
-            f"{path} holds a mean {mean.shape} and basis {basis.shape}; the tokenizer's shape needs float arrays "
-            f"({size},) and ({size}, {size})"
+            f"{path} holds a {wrong[0]} of {arrays[wrong[0]].dtype} {arrays[wrong[0]].shape}; the tokenizer's shape "
+            f"needs float arrays mean {shapes['mean']}, basis {shapes['basis']}, value_low and value_high {shapes['value_low']}"
         )
-    if not (np.isfinite(mean).all() and np.allclose(basis.T @ basis, np.eye(size), atol=1e-6)):
-        raise ActokError(f"{path} does not hold a finite mean and an orthonormal basis")
-    return mean, basis
+    arrays = {k: v.astype(np.float64) for k, v in arrays.items()}
+    if not all(np.isfinite(v).all() for v in arrays.values()):
+        raise ActokError(f"{path} holds values that are not finite")
+    if not np.allclose(arrays["basis"].T @ arrays["basis"], np.eye(size), atol=1e-6):
+        raise ActokError(f"{path} does not hold an orthonormal basis")
+    if not (arrays["value_low"] <= arrays["value_high"]).all():
+        raise ActokError(f"{path} holds a value range whose low exceeds its high")
+    return arrays

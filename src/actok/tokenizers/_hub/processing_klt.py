@@ -1,0 +1,122 @@
+"""klt action tokenizer (learned orthonormal transform + dead-zone quantization + BPE) for
+`transformers.AutoProcessor`, written by actok.
+
+Loaded with `AutoProcessor.from_pretrained(folder, trust_remote_code=True)`. Self-contained (numpy, tokenizers,
+transformers); it gives the same ids and reconstructions as `actok.load_tokenizer(folder)`.
+
+`processor(chunks)` -> list of id lists, for normalized chunks `[N, H, D]` (or one `[H, D]` chunk);
+`processor.decode(tokens)` -> array `[N, H, D]`. Every sequence of ids in the vocabulary decodes: its symbols are
+the quantized coefficients in order (a value in [-T, T] is one symbol; a larger one a carry symbol k, worth
+k (2T + 1), then the symbol of the rest), the sequence's end is the end of block (later coefficients are zero),
+coefficients past H·D are ignored, and the values are clipped into each dim's training range. Only ids outside the
+vocabulary make a sequence invalid: it decodes to zeros, or with `on_invalid="relaxed"` without those ids.
+The transform (mean, basis, value ranges) is in klt_basis.npz beside this file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import cached_file
+
+BASE = 0x100  # code point of the smallest coefficient symbol
+BASIS_FILE = "klt_basis.npz"
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+class KLTActionProcessor(ProcessorMixin):
+    attributes = ("bpe_tokenizer",)  # transformers 4.x
+    bpe_tokenizer_class = "AutoTokenizer"
+
+    def __init__(
+        self,
+        bpe_tokenizer,
+        scale=10.0,
+        deadzone=0.7,
+        half_width=1,
+        max_carry=0,
+        time_horizon=None,
+        action_dim=None,
+        **kwargs,
+    ):
+        self.scale, self.deadzone = float(scale), float(deadzone)
+        self.half_width, self.max_carry = int(half_width), int(max_carry)
+        self.time_horizon, self.action_dim = time_horizon, action_dim
+        super().__init__(bpe_tokenizer=bpe_tokenizer)
+        vocab = self.bpe_tokenizer.backend_tokenizer.get_vocab()
+        self._n_vocab = max(vocab.values()) + 1
+        self._symbols = [np.zeros(0, dtype=np.int64)] * self._n_vocab
+        for token, i in vocab.items():
+            self._symbols[i] = np.array([ord(c) - BASE for c in token], dtype=np.int64)
+        self.mean = self.basis = self.value_low = self.value_high = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+        with np.load(cached_file(pretrained_model_name_or_path, BASIS_FILE, **hub)) as data:
+            processor.mean, processor.basis = data["mean"], data["basis"]
+            processor.value_low, processor.value_high = data["value_low"], data["value_high"]
+        return processor
+
+    def __call__(self, action_chunk):
+        """Normalized chunks `[N, H, D]` (or one `[H, D]` chunk) -> list of id lists."""
+        chunks = np.asarray(action_chunk, dtype=np.float64)
+        if chunks.ndim == 2:
+            chunks = chunks[None]
+        c = (chunks.reshape(len(chunks), -1) - self.mean) @ self.basis * self.scale
+        modulus, k = 2 * self.half_width + 1, self.max_carry
+        limit = k * modulus + self.half_width
+        q = np.clip((np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64), -limit, limit)
+        strings = []
+        for row in q.tolist():
+            while row and row[-1] == 0:  # the end of the string is the end of block
+                row.pop()
+            symbols = []
+            for v in row:
+                carry = round(v / modulus)
+                if carry:
+                    symbols.append(modulus + carry + k - (carry > 0))
+                symbols.append(v - carry * modulus + self.half_width)
+            strings.append("".join(chr(BASE + x) for x in symbols))
+        return [e.ids for e in self.bpe_tokenizer.backend_tokenizer.encode_batch_fast(strings)]
+
+    def decode(self, tokens, time_horizon=None, action_dim=None, on_invalid="zeros", return_valid=False):
+        """Id lists -> chunks `[N, H, D]`; a sequence holding ids outside the vocabulary is invalid and decodes to
+        zeros (or, with `on_invalid="relaxed"`, without those ids)."""
+        if len(tokens) and np.ndim(tokens[0]) == 0:
+            tokens = [tokens]
+        horizon, dim = self.time_horizon, self.action_dim
+        if (time_horizon or horizon, action_dim or dim) != (horizon, dim):
+            raise ValueError(f"this processor decodes chunks of time_horizon {horizon} and action_dim {dim} only")
+        rows, valid = [], np.zeros(len(tokens), dtype=bool)
+        for i, seq in enumerate(tokens):
+            values = np.asarray(seq, dtype=np.float64).ravel()
+            known = np.isfinite(values) & (values >= 0) & (values < self._n_vocab) & (values == np.floor(values))
+            valid[i] = known.all()
+            ids = values[known].astype(np.int64).tolist()
+            symbols = np.concatenate([self._symbols[t] for t in ids]).tolist() if ids else []
+            rows.append(self._coefficients(symbols)[: horizon * dim])
+        q = np.zeros((len(rows), max(map(len, rows), default=0)), dtype=np.int64)  # the zero tail is not multiplied
+        for i, row in enumerate(rows):
+            q[i, : len(row)] = row
+        c = (q + np.sign(q) * (self.deadzone - 0.5)) / self.scale
+        x = (c @ self.basis[:, : q.shape[1]].T + self.mean).reshape(len(q), horizon, dim)
+        actions = np.clip(x, self.value_low, self.value_high)
+        if on_invalid != "relaxed":
+            actions[~valid] = 0.0
+        return (actions, valid) if return_valid else actions
+
+    def _coefficients(self, symbols):
+        """Symbols -> coefficients: carries add up until the next value symbol; a final carry is ignored."""
+        modulus, k = 2 * self.half_width + 1, self.max_carry
+        limit = k * modulus + self.half_width
+        out, carry = [], 0
+        for x in symbols:
+            if x >= modulus:
+                c = x - modulus
+                carry += c - k + (c >= k)
+            else:
+                out.append(min(max(x - self.half_width + carry * modulus, -limit), limit))
+                carry = 0
+        return out
