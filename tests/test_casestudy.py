@@ -13,7 +13,7 @@ from actok.cli import main as cli_main
 
 torch = pytest.importorskip("torch")
 
-from actok.casestudy.model import ModelConfig, SplineGPT  # noqa: E402
+from actok.casestudy.model import ConditionedGPT, ModelConfig  # noqa: E402
 
 OUTPUTS = [
     "results.json",
@@ -48,7 +48,7 @@ def test_marginal_information_by_hand():
 
 def test_kv_cache_greedy_decoding_matches_full_forward():
     torch.manual_seed(0)
-    model = SplineGPT(ModelConfig(vocab_size=12, block_size=4 + 9 + 1)).eval()
+    model = ConditionedGPT(ModelConfig(vocab_size=12, block_size=4 + 9 + 1)).eval()
     cond = torch.randn(3, 4, 2)
     cached = model.generate(cond, max_tokens=9)
     # Reference: re-run the whole prefix for every new token, no cache.
