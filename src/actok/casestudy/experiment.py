@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from actok.casestudy.data import SplineSet
-from actok.casestudy.model import ConditionedGPT, ModelConfig, train_model
+from actok.casestudy.model import ConditionedGPT, ModelConfig, token_batch, train_model
 from actok.errors import ActokError
 from actok.tokenizers import available_tokenizers, create_tokenizer
 from actok.tokenizers.base import ActionTokenizer
@@ -78,18 +78,6 @@ def make_tokenizer(name: str) -> ActionTokenizer:
     return create_tokenizer(registry_name, **params)
 
 
-def _batch_tensors(ids: list[list[int]], eos: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists -> inputs `[N, L]` (EOS-padded) and targets `[N, L + 1]` (tokens, EOS, then -100)."""
-    length = max(len(x) for x in ids)
-    inputs = torch.full((len(ids), length), eos, dtype=torch.long)
-    targets = torch.full((len(ids), length + 1), -100, dtype=torch.long)
-    for i, x in enumerate(ids):
-        inputs[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
-        targets[i, : len(x)] = inputs[i, : len(x)]
-        targets[i, len(x)] = eos
-    return inputs, targets
-
-
 def run_one(
     name: str,
     train: SplineSet,
@@ -117,7 +105,7 @@ def run_one(
         n_embd=config.n_embd,
     )
     model = ConditionedGPT(model_config).to(device)
-    inputs, targets = _batch_tensors(train_ids, eos)
+    inputs, targets = token_batch(train_ids, eos)
     conditions = torch.as_tensor(train.conditions)
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:

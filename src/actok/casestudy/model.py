@@ -177,6 +177,19 @@ class ConditionedGPT(nn.Module):
         return [row[: row.index(self.eos_id)] if self.eos_id in row else row[:max_tokens] for row in rows]
 
 
+def token_batch(ids: list[list[int]], eos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> inputs `[N, L]` (EOS-padded) and targets `[N, L + 1]` (tokens, EOS, then -100)."""
+    lengths = torch.as_tensor([len(x) for x in ids], dtype=torch.long)
+    flat = torch.as_tensor([t for x in ids for t in x], dtype=torch.long)
+    inside = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
+    inputs = torch.full(inside.shape, eos, dtype=torch.long)
+    inputs[inside] = flat
+    targets = torch.full((len(ids), inside.shape[1] + 1), -100, dtype=torch.long)
+    targets[:, :-1][inside] = flat
+    targets[torch.arange(len(ids)), lengths] = eos
+    return inputs, targets
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 10% of `base`."""
     if step < warmup:
