@@ -78,6 +78,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 def test_quick_test_writes_every_output_and_redraws(tmp_path, capsys):
     out = tmp_path / "results"
     assert cli_main(["casestudy", "--quick-test", "--results-dir", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("QUICK TEST: 150 splines and 10 epochs only check that the pipeline runs") == 2
     records = json.loads((out / "results.json").read_text())
     assert {(r["tokenizer"], r["sampling_rate"]) for r in records} == {
         (t, h) for t in ("naive", "fast") for h in (25, 100)

@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag("n_obs", type=int, default=2, help="observations the policy sees (default 2)")
     flag("num_epochs", type=int, default=None, help="training epochs, the same for every policy (default 20)")
     flag("batch_size", type=int, default=256, help="training batch size (default 256)")
+    flag("learning_rate", type=float, default=1e-3, help="peak AdamW learning rate, cosine-annealed (default 1e-3)")
+    flag("n_layer", type=int, default=2, help="transformer layers (default 2)")
+    flag("n_embd", type=int, default=64, help="transformer width, a multiple of 4 heads (default 64)")
+    flag("dropout", type=float, default=0.1, help="dropout in attention and MLP (default 0.1)")
     flag("seeds", default="0", help="training seeds, comma-separated (default 0)")
     flag("holdout_fraction", type=float, default=0.1, help="share of episodes held out (default 0.1)")
     flag("max_episodes", type=int, default=None, help="use only the first N episodes of the dataset")
@@ -101,12 +105,18 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     out = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
     for name in ("episodes", "max_steps", "num_epochs", "max_episodes", "open_loop_chunks"):
         _positive(name, out[name])
-    for name in ("n_action_steps", "action_horizon", "n_obs", "batch_size"):
+    for name in ("n_action_steps", "action_horizon", "n_obs", "batch_size", "n_layer", "n_embd"):
         _positive(name, getattr(args, name))
     if args.n_action_steps > args.action_horizon:
         raise ActokError(f"--n-action-steps {args.n_action_steps} exceeds --action-horizon {args.action_horizon}")
     if args.decode_policy not in DECODE_POLICIES:
         raise ActokError(f"unknown decode policy {args.decode_policy!r}; choose from: {', '.join(DECODE_POLICIES)}")
+    if args.n_embd % 4:
+        raise ActokError(f"--n-embd must be a multiple of the 4 attention heads, got {args.n_embd}")
+    if not 0.0 <= args.dropout < 1.0 or not args.learning_rate > 0:
+        raise ActokError(
+            f"--dropout must be in [0, 1) and --learning-rate > 0, got {args.dropout}, {args.learning_rate}"
+        )
     if not 0.0 < args.holdout_fraction < 1.0:
         raise ActokError(f"--holdout-fraction must be in (0, 1), got {args.holdout_fraction}")
     try:
@@ -190,7 +200,14 @@ def _run(args: argparse.Namespace, output: Path) -> int:
     data = load_policy_data(
         reader, args.action_horizon, args.n_obs, args.holdout_fraction, 0, angle_dims, settings["max_episodes"]
     )
-    train = TrainSettings(num_epochs=settings["num_epochs"], batch_size=args.batch_size)
+    train = TrainSettings(
+        num_epochs=settings["num_epochs"],
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        n_layer=args.n_layer,
+        n_embd=args.n_embd,
+        dropout=args.dropout,
+    )
     evaluation = Evaluation(
         env=env,
         episodes=settings["episodes"],
