@@ -124,13 +124,13 @@ def test_a_dataset_without_state_conditions_on_the_previous_actions(tmp_path):
 def test_build_specs_adds_continuous_and_noop_once_and_expands_heads_and_sweeps(tmp_path):
     specs = build_specs("binning,continuous", ["bspline:n_control_points=4,6"], ["autoregressive", "parallel"])
     assert [s.label for s in specs] == [
-        "binning", "binning/parallel", "bspline-n_control_points4", "bspline-n_control_points4/parallel",
-        "bspline-n_control_points6", "bspline-n_control_points6/parallel", "continuous", "noop",
+        "continuous", "noop", "binning", "binning/parallel", "bspline-n_control_points4",
+        "bspline-n_control_points4/parallel", "bspline-n_control_points6", "bspline-n_control_points6/parallel",
     ]  # fmt: skip
-    assert specs[2].params == {"n_control_points": 4} and specs[3].head == "parallel"
+    assert specs[4].params == {"n_control_points": 4} and specs[5].head == "parallel"
     folder = tmp_path / "my_tok"
     folder.mkdir()
-    assert build_specs(str(folder), [], ["autoregressive"])[0].path == str(folder)
+    assert build_specs(str(folder), [], ["autoregressive"])[2].path == str(folder)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_quick_test_writes_every_output(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("the numbers only check that the pipeline runs") == 2
     records = json.loads((out / "results.json").read_text())
-    assert [r["policy"] for r in records] == ["binning", "fast", "continuous", "noop"]
+    assert [r["policy"] for r in records] == ["continuous", "noop", "binning", "fast"]
     for r in records:
         assert set(r) >= {
             "policy",

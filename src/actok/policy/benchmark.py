@@ -81,12 +81,12 @@ def build_specs(tokenizers: str, sweeps: list[str], heads: list[str]) -> list[Po
             )
     for sweep in sweeps:
         base += _sweep_specs(sweep)
-    specs = [
+    specs = [PolicySpec(name, kind=name) for name in EXTRA_POLICIES]  # first: cheap, and the reference points
+    specs += [
         PolicySpec(s.label if h == HEADS[0] else f"{s.label}/{h}", "tokens", s.tokenizer, s.params, s.path, h)
         for s in base
         for h in heads
     ]
-    specs += [PolicySpec(name, kind=name) for name in EXTRA_POLICIES]
     labels = [s.label for s in specs]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:

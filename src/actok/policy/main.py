@@ -22,7 +22,7 @@ RESULTS_FILE = "results.json"
 DEFAULT_TOKENIZERS = "binning,fast,klt,bspline"
 # --quick-test: every output in well under 3 minutes on 2 cores; its numbers only check the pipeline.
 QUICK_TEST = {"num_epochs": 1, "episodes": 4, "max_steps": 40, "max_episodes": 24, "open_loop_chunks": 200}
-DEFAULTS = {"num_epochs": 20, "episodes": 50, "max_steps": 300, "max_episodes": None, "open_loop_chunks": 1000}
+DEFAULTS = {"num_epochs": 30, "episodes": 50, "max_steps": 300, "max_episodes": None, "open_loop_chunks": 1000}
 QUICK_TEST_NOTE = (
     "QUICK TEST: 1 epoch on 24 episodes and 4 short rollouts; the numbers only check that the pipeline runs "
     "and say nothing about the tokenizers"
@@ -66,12 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     flag("action_horizon", type=int, default=16, help="actions per chunk H (default 16)")
     flag("n_obs", type=int, default=2, help="observations the policy sees (default 2)")
-    flag("num_epochs", type=int, default=None, help="training epochs, the same for every policy (default 20)")
+    flag("num_epochs", type=int, default=None, help="training epochs, the same for every policy (default 30)")
     flag("batch_size", type=int, default=256, help="training batch size (default 256)")
-    flag("learning_rate", type=float, default=1e-3, help="peak AdamW learning rate, cosine-annealed (default 1e-3)")
+    flag("learning_rate", type=float, default=3e-3, help="peak AdamW learning rate, cosine-annealed (default 3e-3)")
     flag("n_layer", type=int, default=2, help="transformer layers (default 2)")
     flag("n_embd", type=int, default=64, help="transformer width, a multiple of 4 heads (default 64)")
-    flag("dropout", type=float, default=0.1, help="dropout in attention and MLP (default 0.1)")
+    flag("dropout", type=float, default=0.0, help="dropout in attention and MLP (default 0)")
     flag("seeds", default="0", help="training seeds, comma-separated (default 0)")
     flag("holdout_fraction", type=float, default=0.1, help="share of episodes held out (default 0.1)")
     flag("max_episodes", type=int, default=None, help="use only the first N episodes of the dataset")

@@ -49,15 +49,15 @@ class TrainSettings:
     """The shared budget: every trained contender gets exactly this (fixed epochs, cosine schedule annealed to
     the end; the last checkpoint is evaluated, see docs/policy.md for why not the best validation loss)."""
 
-    num_epochs: int = 20
+    num_epochs: int = 30
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.0
     validation_chunks: int = 1024  # held-out examples scored after every epoch (learning curves)
 
 
