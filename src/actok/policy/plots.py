@@ -179,9 +179,9 @@ def learning_curve_figure(records: list[dict]):
     for ax, label in zip(axes.flat, labels, strict=False):
         for r in (r for r in trained if r["policy"] == label):
             epochs = [h["epoch"] for h in r["learning_curve"]]
-            ax.plot(epochs, [h["train_loss"] for h in r["learning_curve"]], color="C0", alpha=0.8)
+            ax.plot(epochs, [h["train_loss"] for h in r["learning_curve"]], ".-", color="C0", alpha=0.8)
             if "val_loss" in r["learning_curve"][0]:
-                ax.plot(epochs, [h["val_loss"] for h in r["learning_curve"]], color="C1", alpha=0.8)
+                ax.plot(epochs, [h["val_loss"] for h in r["learning_curve"]], ".-", color="C1", alpha=0.8)
         unit = "MSE" if label == "continuous" else "cross-entropy"
         ax.set(title=label, xlabel="epoch", ylabel=unit)
     for ax in axes.flat[len(labels) :]:
