@@ -230,6 +230,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     assert message in err and "\n" not in err
 
 
+def test_closed_loop_needs_the_simulator_state(tmp_path, capsys):
+    pusht = Path(actok.__file__).parent / "example_data" / "pusht"
+    assert main(["--root", str(pusht), "--env", "pusht", "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--env pusht needs a dataset whose observation.state is the simulator's 5-D state" in err
+    assert "pusht has [2]" in err
+
+
 def test_existing_results_are_not_overwritten(tmp_path, capsys):
     (tmp_path / "results.json").write_text("[]")
     assert main(["--output-dir", str(tmp_path), "--quick-test"]) == 2

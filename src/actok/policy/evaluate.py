@@ -18,7 +18,9 @@ from actok.policy.policies import Policy, token_accuracy
 Z95 = 1.959964
 SUCCESS_COVERAGE = 0.95  # gym-pusht's own success threshold
 LATENCY_CHUNKS = 16  # chunks decoded one at a time for the per-chunk inference time
-ENVIRONMENTS = {"pusht": {"gym_id": "gym_pusht/PushT-v0", "angle_dims": [4], "agent_dims": [0, 1]}}
+ENVIRONMENTS = {
+    "pusht": {"gym_id": "gym_pusht/PushT-v0", "state_dim": 5, "angle_dims": [4], "agent_dims": [0, 1]},
+}
 
 
 def mean_ci95(values: np.ndarray) -> list[float]:

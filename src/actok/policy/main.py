@@ -141,10 +141,16 @@ def _environment(args: argparse.Namespace, reader) -> str | None:
     valid = ["auto", "none", *ENVIRONMENTS]
     if args.env not in valid:
         raise ActokError(f"unknown env {args.env!r}; choose from: {', '.join(valid)}")
+    shape = list(reader.info.get("features", {}).get("observation.state", {}).get("shape", []))
     if args.env == "auto":
-        state = reader.info.get("features", {}).get("observation.state", {})
-        is_pusht = reader.info.get("robot_type") == "pusht" and list(state.get("shape", [])) == [5]
+        is_pusht = reader.info.get("robot_type") == "pusht" and shape == [ENVIRONMENTS["pusht"]["state_dim"]]
         return "pusht" if is_pusht else None
+    if args.env != "none" and shape != [ENVIRONMENTS[args.env]["state_dim"]]:
+        raise ActokError(
+            f"--env {args.env} needs a dataset whose observation.state is the simulator's "
+            f"{ENVIRONMENTS[args.env]['state_dim']}-D state (e.g. the bundled pusht_state); {reader.repo_id} has "
+            f"{shape or 'no state'}"
+        )
     return None if args.env == "none" else args.env
 
 
