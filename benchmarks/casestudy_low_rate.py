@@ -6,6 +6,7 @@ reconstruction floor (encode -> decode of the held-out splines, no model). Every
 `run_one`; only the tokenizer settings, epochs or data size change.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/casestudy_low_rate.py docs/casestudy/low_rate_ablation.json
+    ... benchmarks/casestudy_low_rate.py part.json "fast 4000 splines"      # only the runs named
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ def tokenizer_only(name: str, train, test) -> dict:
     }
 
 
-def main(out: Path) -> None:
+def main(out: Path, only: list[str]) -> None:
     torch.set_num_threads(1)
     rows = []
     for label, (tokenizer, params, epochs, splines) in RUNS.items():
+        if only and label not in only:
+            continue
         TOKENIZER_ALIASES[label] = (tokenizer, params)
         train, test = splits(splines)
         result = run_one(label, train, test, TrainConfig(num_epochs=epochs), torch.device("cpu"), progress=False)
@@ -85,4 +88,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2:])
