@@ -20,7 +20,7 @@ from actok.casestudy.model import ConditionedGPT, ModelConfig, token_batch, trai
 from actok.data import LeRobotDatasetReader  # noqa: E402
 from actok.policy.benchmark import build_specs  # noqa: E402
 from actok.policy.data import load_policy_data  # noqa: E402
-from actok.policy.evaluate import closed_loop, mean_ci95, wilson_ci95  # noqa: E402
+from actok.policy.evaluate import closed_loop, mean_ci95, paired_difference_ci95, wilson_ci95  # noqa: E402
 from actok.policy.main import main  # noqa: E402
 from actok.policy.policies import Policy, PolicySpec, TrainSettings, train_policy  # noqa: E402
 from actok.policy.report import policy_section  # noqa: E402
@@ -194,6 +194,12 @@ def test_confidence_intervals():
     assert mean_ci95(np.array([0.0, 0.0, 0.1]))[0] == 0.0  # clipped to coverage's range
 
 
+def test_paired_difference_is_over_the_same_episodes():
+    mean, (lo, hi) = paired_difference_ci95(np.array([0.5, 0.6, 0.7]), np.array([0.1, 0.3, 0.2]))
+    assert mean == pytest.approx(0.4) and lo == pytest.approx(0.4 - 1.959964 * 0.1 / np.sqrt(3)) and hi > mean
+    assert paired_difference_ci95(np.array([0.1, 0.2]), np.array([0.3, 0.5]))[0] == pytest.approx(-0.25)
+
+
 def test_closed_loop_noop_is_seeded_and_scored(data):
     pytest.importorskip("gym_pusht")
     noop = Policy(PolicySpec("noop", kind="noop"), 8, 2, data.action_normalizer, "relaxed")
@@ -259,8 +265,11 @@ def _record(label, kind, coverage, tokens):
 def test_report_section_and_pooled_seeds():
     records = [_record("binning", "tokens", [1.0, 0.5], 32.0), _record("noop", "noop", [0.1, 0.0], 0.0)]
     records.append({**_record("binning", "tokens", [0.0, 0.5], 32.0), "seed": 1})
+    records.append(_record("continuous", "continuous", [0.3, 0.2], 0.0))
     section = policy_section(records)
     assert "| binning | 2 | 32.0 | 0.50 [" in section.markdown  # 4 episodes pooled: mean 0.5
+    # Paired with continuous only where the episodes match (noop: same seed, 2 episodes; binning: 4 vs 2).
+    assert "| noop | 1 | 0.0 |" in section.markdown and "-0.20 [-0.20, -0.20]*" in section.markdown
     assert "QUICK TEST" in section.markdown
     assert set(section.figures) == {
         "report_files/policy_coverage_vs_tokens.png", "report_files/policy_open_loop_error.png",

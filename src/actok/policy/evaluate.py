@@ -23,11 +23,23 @@ ENVIRONMENTS = {
 }
 
 
+def _half_width(values: np.ndarray) -> float:
+    return float(Z95 * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
 def mean_ci95(values: np.ndarray) -> list[float]:
     """[low, high] normal 95% interval of the mean of `values` `[N]` (coverages: clipped to [0, 1])."""
     values = np.asarray(values, dtype=np.float64)
-    half = Z95 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    half = _half_width(values)
     return [float(max(0.0, values.mean() - half)), float(min(1.0, values.mean() + half))]
+
+
+def paired_difference_ci95(a: np.ndarray, b: np.ndarray) -> tuple[float, list[float]]:
+    """Mean of `a - b` over the same episodes `[N]` (same seeds) and its normal 95% interval: the two policies
+    differ significantly when the interval excludes 0."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    half = _half_width(diff)
+    return float(diff.mean()), [float(diff.mean() - half), float(diff.mean() + half)]
 
 
 def wilson_ci95(successes: int, n: int) -> list[float]:

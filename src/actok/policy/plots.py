@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from actok.policy.evaluate import mean_ci95, wilson_ci95
+from actok.policy.evaluate import mean_ci95, paired_difference_ci95, wilson_ci95
 
 FIGURES = ("coverage_vs_tokens.png", "open_loop_error.png", "learning_curves.png")
 
@@ -46,6 +46,7 @@ def pooled(records: list[dict]) -> list[dict[str, Any]]:
             successes = int((coverage > 0.95).sum())
             row.update(
                 episodes=len(coverage),
+                coverage=coverage,
                 coverage_mean=float(coverage.mean()),
                 coverage_ci95=mean_ci95(coverage),
                 seed_coverage=[c["coverage_mean"] for c in closed],
@@ -60,6 +61,20 @@ def pooled(records: list[dict]) -> list[dict[str, Any]]:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
+
+
+def _versus(row: dict, reference: dict | None) -> str:
+    """The paired coverage difference to the reference policy over the same episodes (seeds and rollout seeds
+    must match), `*` when its interval excludes 0."""
+    if (
+        reference is None
+        or row is reference
+        or "coverage" not in row
+        or len(row["coverage"]) != len(reference["coverage"])
+    ):
+        return "–"
+    mean, (lo, hi) = paired_difference_ci95(row["coverage"], reference["coverage"])
+    return f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("*" if lo > 0 or hi < 0 else "")
 
 
 def table_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -77,9 +92,12 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
         "recon. RMSE",
         "token acc.",
         "train s",
+        "coverage − continuous (paired 95% CI)",
     ]
     cells = []
-    for row in pooled(records):
+    rows = pooled(records)
+    reference = next((r for r in rows if r["policy"] == "continuous" and "coverage" in r), None)
+    for row in rows:
         if "coverage_mean" in row:
             lo, hi = row["coverage_ci95"]
             slo, shi = row["success_ci95"]
@@ -102,6 +120,7 @@ def table_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
                 _fmt(row["reconstruction_rmse"], ".2f"),
                 _fmt(row["token_accuracy"], ".3f"),
                 f"{row['train_time_sec']:.0f}",
+                _versus(row, reference),
             ]
         )
     return header, cells
