@@ -147,11 +147,13 @@ def coverage_figure(records: list[dict]):
     rows = [r for r in pooled(records) if "coverage_mean" in r]
     colors = _colors([r["policy"] for r in rows])
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    seen: dict[int, int] = {}  # points at the same token count (a bin sweep) are spread apart to stay visible
     for row in rows:
         lo, hi = row["coverage_ci95"]
         if row["kind"] == "tokens":
+            k = seen[round(row["mean_tokens"])] = seen.get(round(row["mean_tokens"]), -1) + 1
             ax.errorbar(
-                row["mean_tokens"],
+                row["mean_tokens"] + 0.3 * k,
                 row["coverage_mean"],
                 yerr=[[row["coverage_mean"] - lo], [hi - row["coverage_mean"]]],
                 fmt="o",
