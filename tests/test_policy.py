@@ -68,13 +68,13 @@ def test_train_model_learns_and_logs_every_epoch():
     y = x[:, 0] @ torch.tensor([[1.0, -2.0], [0.5, 1.0]])
     model = ConditionedGPT(ModelConfig(1, 1, n_condition=1, condition_dim=2, regression_dim=2, n_embd=16))
     log = train_model(
-        model, lambda i: model.regression_loss(x[i], y[i]), 128, num_epochs=6, batch_size=32,
-        learning_rate=3e-3, weight_decay=0.0, warmup_steps=5, seed=0, progress=False,
+        model, lambda i: model.regression_loss(x[i], y[i]), 128, num_epochs=12, batch_size=32,
+        learning_rate=1e-2, weight_decay=0.0, warmup_steps=5, seed=0, progress=False,
         on_epoch=lambda e: {"val_loss": float(e)},
     )  # fmt: skip
-    assert log.steps == 6 * 4
-    assert [h["epoch"] for h in log.history] == [1, 2, 3, 4, 5, 6]
-    assert [h["val_loss"] for h in log.history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert log.steps == 12 * 4
+    assert [h["epoch"] for h in log.history] == list(range(1, 13))
+    assert [h["val_loss"] for h in log.history] == [float(e) for e in range(1, 13)]
     assert log.history[-1]["train_loss"] < 0.5 * log.history[0]["train_loss"]
 
 
