@@ -13,7 +13,7 @@ from actok.cli import main as cli_main
 
 torch = pytest.importorskip("torch")
 
-from actok.casestudy.model import ModelConfig, SplineGPT  # noqa: E402
+from actok.casestudy.model import ConditionedGPT, ModelConfig  # noqa: E402
 
 OUTPUTS = [
     "results.json",
@@ -48,7 +48,7 @@ def test_marginal_information_by_hand():
 
 def test_kv_cache_greedy_decoding_matches_full_forward():
     torch.manual_seed(0)
-    model = SplineGPT(ModelConfig(vocab_size=12, block_size=4 + 9 + 1)).eval()
+    model = ConditionedGPT(ModelConfig(vocab_size=12, block_size=4 + 9 + 1)).eval()
     cond = torch.randn(3, 4, 2)
     cached = model.generate(cond, max_tokens=9)
     # Reference: re-run the whole prefix for every new token, no cache.
@@ -78,6 +78,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 def test_quick_test_writes_every_output_and_redraws(tmp_path, capsys):
     out = tmp_path / "results"
     assert cli_main(["casestudy", "--quick-test", "--results-dir", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("QUICK TEST: 150 splines and 10 epochs only check that the pipeline runs") == 2
     records = json.loads((out / "results.json").read_text())
     assert {(r["tokenizer"], r["sampling_rate"]) for r in records} == {
         (t, h) for t in ("naive", "fast") for h in (25, 100)

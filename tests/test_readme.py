@@ -35,7 +35,7 @@ def readme_steps() -> list[tuple[str, str]]:
 
 
 def _runnable(words: list[str]) -> bool:
-    if words[1:2] == ["casestudy"]:  # the full study takes hours; its quick test and the redraw do not
+    if words[1:2] in (["casestudy"], ["policy"]):  # full runs take long; their quick tests and redraws do not
         return "--quick-test" in words or "--skip-training" in words
     return True
 

@@ -225,7 +225,7 @@ class Command:
     def parts(self) -> tuple[Callable, Callable, str, str]:
         if self.module is not None:
             module = importlib.import_module(self.module)
-            return module.add_arguments, module.run, self.help, self.description
+            return module.add_arguments, module.run, self.help, self.description or " ".join(module.__doc__.split())
         summary, _, description = inspect.cleandoc(self.run.__doc__).partition("\n\n")
         return self.add_arguments, self.run, summary, description.replace("\n", " ")
 
@@ -241,6 +241,7 @@ COMMANDS = {
         description="Naive per-step tokens vs FAST for an autoregressive model across sampling rates (FAST paper, "
         "Figure 3). Needs PyTorch: pip install 'actok[learned]'.",
     ),
+    "policy": Command(module="actok.policy.main", help="which tokenizer makes the better policy (learned, sim extras)"),
 }
 
 

@@ -33,6 +33,7 @@ from actok.bench.result import BenchResult, ResultFileError
 from actok.bench.runner import PREFIX_FRACTIONS
 from actok.errors import ActokError, ActokWarning
 from actok.outputs import interrupts_deferred, write_file_atomically
+from actok.policy import RESULTS_FILE
 
 REPORT_MD, REPORT_HTML, FIGURE_DIR = "report.md", "report.html", "report_files"
 
@@ -89,20 +90,42 @@ TABLE_COLUMNS = [
 ]
 
 
-def load_results(directory: Path) -> list[BenchResult]:
-    """Every bench result JSON in `directory` (`BenchResult.read`). Each other *.json file is skipped with an
-    ActokWarning that names it and says what is wrong; an ActokError when no valid result remains."""
+def load_policy_records(directory: Path) -> list[dict]:
+    """The records of an `actok policy` run's results.json in `directory` (none when there is no such file; a
+    warning naming it when it is not a list of policy records)."""
+    path = directory / RESULTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        warnings.warn(f"skipped {path}: not readable JSON ({exc})", ActokWarning, stacklevel=2)
+        return []
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) and "policy" in r for r in records):
+        warnings.warn(f"skipped {path}: not a list of actok policy records", ActokWarning, stacklevel=2)
+        return []
+    return records
+
+
+def load_results(directory: Path, allow_none: bool = False) -> list[BenchResult]:
+    """Every bench result JSON in `directory` (`BenchResult.read`; a policy run's results.json aside). Each other
+    *.json file is skipped with an ActokWarning that names it and says what is wrong; an ActokError when no valid
+    result remains (unless `allow_none`: a folder with a policy benchmark's results only)."""
     if directory.exists() and not directory.is_dir():
         raise ActokError(f"{directory} is a file; actok report takes the folder that holds bench result files")
     if not directory.is_dir():
         raise ActokError(f"results folder {directory} does not exist")
     out, skipped = [], 0
     for path in sorted(directory.glob("*.json")):
+        if path.name == RESULTS_FILE:
+            continue
         try:
             out.append(BenchResult.read(path))
         except ResultFileError as exc:
             warnings.warn(f"skipped {path}: {exc.problem}", ActokWarning, stacklevel=2)
             skipped += 1
+    if not out and allow_none:
+        return out
     if not out and skipped:
         raise ActokError(
             f"no valid bench result in {directory}: all {skipped} JSON file(s) were skipped (see the warnings above)"
@@ -159,7 +182,7 @@ def pareto_front(rmse: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -381,7 +404,8 @@ def check_report_free(output: Path, overwrite: bool = False) -> tuple[Path, Path
 
 def write_report(directory: Path, output: Path | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Write report.md (+ report_files/*.png) and report.html into `output` (default: `directory`)."""
-    results = load_results(directory)
+    policy = load_policy_records(directory)
+    results = load_results(directory, allow_none=bool(policy))
     output = output or directory
     md_path, html_path = check_report_free(output, overwrite)
     figures: dict[Path, bytes] = {}  # written with the pages at the end, so an interrupted run writes nothing
@@ -415,13 +439,20 @@ def write_report(directory: Path, output: Path | None = None, overwrite: bool = 
             fig = draw(rows, labels)
             if fig is None:  # nothing of this kind in this setting
                 continue
-            png = _png(fig)
+            png = figure_png(fig)
             file = output / FIGURE_DIR / f"{g}_{name}.png"
             figures[file] = png
             md.append(f"\n![{name}]({FIGURE_DIR}/{file.name})")
             body.append(
                 f'<h3>{name.replace("_", " ")}</h3><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             )
+    if policy:
+        from actok.policy.report import policy_section
+
+        section = policy_section(policy)
+        md.append("\n" + section.markdown)
+        body.append(section.html)
+        figures.update({output / name: png for name, png in section.figures.items()})
     md.append(f"\n\n{BOUND_NOTE}\n")
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"

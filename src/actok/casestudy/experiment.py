@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from actok.casestudy.data import SplineSet
-from actok.casestudy.model import ModelConfig, SplineGPT, cosine_lr
+from actok.casestudy.model import ConditionedGPT, ModelConfig, token_batch, train_model
 from actok.errors import ActokError
 from actok.tokenizers import available_tokenizers, create_tokenizer
 from actok.tokenizers.base import ActionTokenizer
@@ -79,18 +78,6 @@ def make_tokenizer(name: str) -> ActionTokenizer:
     return create_tokenizer(registry_name, **params)
 
 
-def _batch_tensors(ids: list[list[int]], eos: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists -> inputs `[N, L]` (EOS-padded) and targets `[N, L + 1]` (tokens, EOS, then -100)."""
-    length = max(len(x) for x in ids)
-    inputs = torch.full((len(ids), length), eos, dtype=torch.long)
-    targets = torch.full((len(ids), length + 1), -100, dtype=torch.long)
-    for i, x in enumerate(ids):
-        inputs[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
-        targets[i, : len(x)] = inputs[i, : len(x)]
-        targets[i, len(x)] = eos
-    return inputs, targets
-
-
 def run_one(
     name: str,
     train: SplineSet,
@@ -117,39 +104,31 @@ def run_one(
         n_head=config.n_head,
         n_embd=config.n_embd,
     )
-    model = SplineGPT(model_config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    inputs, targets = _batch_tensors(train_ids, eos)
+    model = ConditionedGPT(model_config).to(device)
+    inputs, targets = token_batch(train_ids, eos)
     conditions = torch.as_tensor(train.conditions)
-    steps_per_epoch = -(-len(train) // config.batch_size)
-    total = config.num_epochs * steps_per_epoch
-    generator = torch.Generator().manual_seed(config.seed)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        # Trim padding to the longest sequence in the batch (variable-length tokenizers train faster).
+        width = int((targets[idx] != -100).sum(dim=1).max())
+        return model.loss(
+            conditions[idx].to(device), inputs[idx, : width - 1].to(device), targets[idx, :width].to(device)
+        )
 
     start = time.perf_counter()
-    model.train()
-    bar = tqdm(total=total, desc=f"{name} H={horizon}", disable=not progress, leave=False)
-    step, loss_value = 0, float("nan")
-    for _ in range(config.num_epochs):
-        order = torch.randperm(len(train), generator=generator)
-        for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            # Trim padding to the longest sequence in the batch (variable-length tokenizers train faster).
-            width = int((targets[idx] != -100).sum(dim=1).max())
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, total, config.learning_rate, config.warmup_steps)
-            loss = model.loss(
-                conditions[idx].to(device), inputs[idx, : width - 1].to(device), targets[idx, :width].to(device)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            loss_value = loss.item()
-            bar.update()
-            if step % 25 == 0:
-                bar.set_postfix(loss=f"{loss_value:.3f}")
-    bar.close()
+    log = train_model(
+        model,
+        batch_loss,
+        len(train),
+        num_epochs=config.num_epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        seed=config.seed,
+        desc=f"{name} H={horizon}",
+        progress=progress,
+    )
     train_time = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -184,8 +163,8 @@ def run_one(
         max_tokens=max_len,
         train_time_sec=train_time,
         eval_time_sec=eval_time,
-        optimization_steps=step,
-        final_train_loss=loss_value,
+        optimization_steps=log.steps,
+        final_train_loss=log.final_loss,
         num_parameters=model.num_parameters(),
         num_train=len(train),
         num_test=len(test),

@@ -1,0 +1,5 @@
+import sys
+
+from actok.policy.main import main
+
+sys.exit(main())
