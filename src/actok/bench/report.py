@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 import warnings
@@ -32,6 +31,7 @@ from actok.bench.metrics import reverse_water_filling
 from actok.bench.result import BenchResult, ResultFileError
 from actok.bench.runner import PREFIX_FRACTIONS
 from actok.errors import ActokError, ActokWarning
+from actok.figures import figure_png
 from actok.outputs import interrupts_deferred, write_file_atomically
 from actok.policy import RESULTS_FILE
 
@@ -180,13 +180,6 @@ def pareto_front(rmse: np.ndarray, cost: np.ndarray) -> np.ndarray:
             front.append(i)
             best = cost[i]
     return np.array(front, dtype=int)
-
-
-def figure_png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def label_log_axes(ax) -> None:

@@ -10,6 +10,7 @@ import base64
 import html
 from dataclasses import dataclass
 
+from actok.figures import figure_png
 from actok.policy.plots import figures, table_rows
 
 FIGURE_DIR = "report_files"
@@ -29,8 +30,6 @@ class ReportSection:
 
 def policy_section(records: list[dict]) -> ReportSection:
     """Summary table, note and figures of a policy benchmark (records as in results.json)."""
-    from actok.bench.report import figure_png
-
     header, cells = table_rows(records)
     config = records[0]["config"]
     setting = (
