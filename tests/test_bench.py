@@ -29,6 +29,7 @@ def _without_times(result: bench.BenchResult) -> dict:
     return data
 
 
+@pytest.mark.slow
 def test_run_writes_the_files_the_report_reads(tmp_path):
     out = tmp_path / "results"
     run = bench.run([BUNDLED], ["binning", bench.TokenizerSpec("fast", {"scale": 5.0}, "fast5")], SETTINGS, out)
@@ -192,6 +193,7 @@ def test_the_sweep_grammar():
         parse_tokenizers("binning", saved="some/folder")
 
 
+@pytest.mark.slow
 def test_a_result_holds_the_prefix_curve_and_the_gaps_to_both_bounds(pusht_chunks):
     """Every result: the DCT and KLT bounds' variances and the gaps to them; a tokenizer whose every id sequence
     decodes also its prefix curve (FAST's cut sequences are invalid: it has none)."""

@@ -39,6 +39,7 @@ def test_bad_engine_arguments_are_one_line(engine, address, needle):
         check_engine(engine, address)
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_outcomes():
     pytest.importorskip("ray", reason="the dev extra installs ray")
     local, remote = _outcomes("local"), _outcomes("ray")

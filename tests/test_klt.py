@@ -249,6 +249,7 @@ def _numpy_paths(tok):
     return slow
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["pusht", "g1"])
 def test_compiled_encode_and_decode_give_the_library_and_numpy_results(dataset, pusht_chunks, g1_chunks):
     pytest.importorskip("numba")

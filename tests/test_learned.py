@@ -170,6 +170,7 @@ def test_core_works_without_torch(tmp_path):
         ("safetensors", ("rvq", "fsq", "vqvae")),
     ],
 )
+@pytest.mark.slow
 def test_a_missing_learned_dependency_names_the_extra_with_torch_present(hidden, names):
     """torch installed but another piece of the learned extra missing: the CLI says which extra to install, in one
     line, for every learned tokenizer."""

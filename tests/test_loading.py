@@ -335,6 +335,7 @@ def test_bench_with_a_corrupted_pipeline_is_one_line(codec_folder, capsys):
 
 
 # ------------------------------------------------------------------ no file left open
+@pytest.mark.slow
 def test_loading_leaves_no_file_open(saved, tmp_path):
     """Loading every saved folder and corrupted ones, with ResourceWarning as an error (an unclosed file is
     reported at garbage collection, so stderr is checked too)."""

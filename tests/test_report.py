@@ -352,6 +352,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(pusht_results, tmp_path):
     """Open the self-contained report in headless Chromium (when installed): every figure decodes at its PNG's
     size and is laid out with a non-zero size, and the screenshot is a page, not a blank."""
