@@ -78,6 +78,18 @@ def make_tokenizer(name: str) -> ActionTokenizer:
     return create_tokenizer(registry_name, **params)
 
 
+def _generate(
+    model: ConditionedGPT, conditions: np.ndarray, max_len: int, batch_size: int, device: torch.device
+) -> list[list[int]]:
+    """Greedy token sequences for the condition rows `[N, 4, 2]`, in batches."""
+    model.eval()
+    predicted: list[list[int]] = []
+    conditions_t = torch.as_tensor(conditions).to(device)
+    for b in range(0, len(conditions_t), batch_size):
+        predicted += model.generate(conditions_t[b : b + batch_size], max_len)
+    return predicted
+
+
 def run_one(
     name: str,
     train: SplineSet,
@@ -97,14 +109,8 @@ def run_one(
     max_len = max(len(x) for x in train_ids)
     eos = tokenizer.vocab_size
     torch.manual_seed(config.seed)
-    model_config = ModelConfig(
-        vocab_size=eos + 1,
-        block_size=4 + max_len + 1,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        n_embd=config.n_embd,
-    )
-    model = ConditionedGPT(model_config).to(device)
+    sizes = {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd}
+    model = ConditionedGPT(ModelConfig(vocab_size=eos + 1, block_size=4 + max_len + 1, **sizes)).to(device)
     inputs, targets = token_batch(train_ids, eos)
     conditions = torch.as_tensor(train.conditions)
 
@@ -132,11 +138,7 @@ def run_one(
     train_time = time.perf_counter() - start
 
     start = time.perf_counter()
-    model.eval()
-    predicted: list[list[int]] = []
-    test_conditions = torch.as_tensor(test.conditions).to(device)
-    for b in range(0, len(test), config.eval_batch_size):
-        predicted += model.generate(test_conditions[b : b + config.eval_batch_size], max_len)
+    predicted = _generate(model, test.conditions, max_len, config.eval_batch_size, device)
     # The mask says which predictions are exact encodings; the error is measured on the "relaxed" decode (padded
     # or truncated to H samples, as LeRobot decodes), so a near-miss costs what it costs rather than a zero chunk.
     decoded, valid = tokenizer.decode(predicted, horizon=horizon, action_dim=1, return_valid=True, on_invalid="relaxed")
@@ -145,13 +147,6 @@ def run_one(
 
     per_sequence = ((prediction - test.values) ** 2).mean(axis=1)
     copy_first = ((test.values - test.values[:, :1]) ** 2).mean()
-    examples = {  # rounded: plots only, and results.json stays small
-        "times": np.round(test.times, 5).tolist(),
-        "conditions": np.round(test.conditions[:EXAMPLES_PER_RECORD], 5).tolist(),
-        "true": np.round(test.values[:EXAMPLES_PER_RECORD], 5).tolist(),
-        "predicted": np.round(prediction[:EXAMPLES_PER_RECORD], 5).tolist(),
-        "valid": valid[:EXAMPLES_PER_RECORD].tolist(),
-    }
     return RunResult(
         tokenizer=name,
         sampling_rate=horizon,
@@ -169,5 +164,18 @@ def run_one(
         num_train=len(train),
         num_test=len(test),
         copy_first_value_mse=float(copy_first),
-        examples=examples,
+        examples=_examples(test, prediction, valid),
     )
+
+
+def _examples(test: SplineSet, prediction: np.ndarray, valid: np.ndarray) -> dict[str, list]:
+    """The first held-out sequences and their predictions `[k, H]`, rounded: for the plots only, and results.json
+    stays small."""
+    k = EXAMPLES_PER_RECORD
+    return {
+        "times": np.round(test.times, 5).tolist(),
+        "conditions": np.round(test.conditions[:k], 5).tolist(),
+        "true": np.round(test.values[:k], 5).tolist(),
+        "predicted": np.round(prediction[:k], 5).tolist(),
+        "valid": valid[:k].tolist(),
+    }
