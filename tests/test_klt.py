@@ -284,6 +284,23 @@ def test_compiled_spelling_is_the_numpy_one_on_large_and_clipped_values():
     np.testing.assert_array_equal(symbols, expected[0])
 
 
+def test_float32_encode_gives_the_float64_ids_at_quantization_edges(pusht_chunks, monkeypatch):
+    """Chunks whose coefficients lie a hair (1e-9 steps) either side of quantization edges: the float32 basis
+    product cannot tell the sides apart, the recomputation near edges does."""
+    pytest.importorskip("numba")
+    from actok.tokenizers import klt
+
+    monkeypatch.setattr(klt, "F32_MIN_SIZE", 0)  # pusht's H·D is below it
+    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    rng = np.random.default_rng(0)
+    n, size = 200, tok.basis.shape[0]
+    steps = rng.choice([-1, 1], (n, size)) * (rng.integers(0, 6, (n, size)) + tok.deadzone)  # edges
+    steps += rng.choice([-1e-9, 1e-9], (n, size))  # on either side
+    steps[:, 4:] = 0.0  # a few leading coefficients: the chunks stay near the training range
+    chunks = (tok.mean + steps / tok.scale @ tok.basis.T).reshape(n, tok.horizon, tok.action_dim)
+    assert tok.encode(chunks) == _numpy_paths(tok).encode(chunks)
+
+
 def test_encode_works_block_by_block(pusht_chunks, monkeypatch):
     from actok.tokenizers import klt
 

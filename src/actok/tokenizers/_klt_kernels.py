@@ -49,6 +49,24 @@ def _quantize(value, scale, deadzone):
 
 
 @_jit
+def refine_near_edges(c, centered, basis_t, tol, scale, deadzone):
+    """Float32 coefficients `c` `[N, C]` (before the scale) -> float64 ones, each whose scaled value lies within
+    `tol[i]` `[N]` of a quantization edge of `klt.deadzone_quantize` recomputed in float64 as the dot product of the
+    centered chunk `centered[i]` `[N, H·D]` with the basis vector `basis_t[t]` `[C, H·D]`: where `tol` bounds the
+    scaled error of `c`, these quantize as the float64 coefficients do."""
+    n, width = c.shape
+    out = np.empty((n, width))
+    for i in range(n):
+        for t in range(width):
+            out[i, t] = c[i, t]
+            edge = np.abs(out[i, t] * scale) + 1.0 - deadzone
+            edge -= np.floor(edge)
+            if edge < tol[i] or edge > 1.0 - tol[i]:
+                out[i, t] = np.dot(centered[i], basis_t[t])
+    return out
+
+
+@_jit
 def _carry(v, modulus, limit):
     """The carry of a quantized value (`klt.carry_layout`): round(v / modulus) after clipping into the layout."""
     v = min(max(v, -limit), limit)

@@ -48,7 +48,7 @@ class KLTActionProcessor(ProcessorMixin):
         self._symbols = [np.zeros(0, dtype=np.int64)] * self._n_vocab
         for token, i in vocab.items():
             self._symbols[i] = np.array([ord(c) - BASE for c in token], dtype=np.int64)
-        self.mean = self.basis = self.value_low = self.value_high = None
+        self.mean = self.basis = self.basis32 = self.value_low = self.value_high = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -56,6 +56,7 @@ class KLTActionProcessor(ProcessorMixin):
         hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
         with np.load(cached_file(pretrained_model_name_or_path, BASIS_FILE, **hub)) as data:
             processor.mean, processor.basis = data["mean"], data["basis"]
+            processor.basis32 = processor.basis.astype(np.float32)  # decode's product, as actok's
             processor.value_low, processor.value_high = data["value_low"], data["value_high"]
         return processor
 
@@ -101,7 +102,7 @@ class KLTActionProcessor(ProcessorMixin):
         for i, row in enumerate(rows):
             q[i, : len(row)] = row
         c = (q + np.sign(q) * (self.deadzone - 0.5)) / self.scale
-        x = (c @ self.basis[:, : q.shape[1]].T + self.mean).reshape(len(q), horizon, dim)
+        x = (c.astype(np.float32) @ self.basis32[:, : q.shape[1]].T + self.mean).reshape(len(q), horizon, dim)
         actions = np.clip(x, self.value_low, self.value_high)
         if on_invalid != "relaxed":
             actions[~valid] = 0.0
