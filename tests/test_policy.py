@@ -228,6 +228,9 @@ def test_closed_loop_noop_is_seeded_and_scored(data):
         (["--n-action-steps", "20"], "--n-action-steps 20 exceeds --action-horizon 16"),
         (["--engine", "spark"], "unknown engine 'spark'; choose one of: local, ray"),
         (["--skip-training"], "--skip-training needs an existing"),
+        (["--root", " "], "--root is empty; give a folder path"),
+        (["--env", "none", "--n-obs", "100000"], "--n-obs 100000 must not exceed the longest episode of"),
+        (["--env", "none", "--action-horizon", "100000"], "--action-horizon 100000 and --n-obs 2 must not exceed"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
@@ -328,3 +331,36 @@ def test_actok_report_renders_a_policy_run_and_warns_on_a_broken_results_file(tm
         pytest.raises(ActokError, match="no bench"),
     ):
         write_report(broken)
+
+
+def test_an_empty_output_dir_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--output-dir", "", "--quick-test"]) == 2
+    assert "--output-dir is empty; give a folder path" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_flag_is_named_before_existing_results(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("[]")
+    assert main(["--output-dir", str(tmp_path), "--seeds", "x"]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_a_user_file_named_like_a_figure_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "learning_curves.png").write_text("mine")
+    assert main(["--output-dir", str(tmp_path), "--quick-test", "--no-progress"]) == 2
+    assert "learning_curves.png already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "learning_curves.png").read_text() == "mine"
+
+
+def test_a_saved_tokenizer_folder_is_used_when_its_horizon_matches(data, tmp_path):
+    from actok.cli import main as actok_main
+    from actok.policy.policies import fitted_tokenizer
+
+    for horizon in (8, 10):
+        argv = ["train", "--root", str(PUSHT_STATE), "--tokenizer", "binning", "--action-horizon", str(horizon)]
+        assert actok_main([*argv, "--output-dir", str(tmp_path / f"h{horizon}")]) == 0
+    tokenizer, _ = fitted_tokenizer(PolicySpec("h8", path=str(tmp_path / "h8")), data)
+    assert tokenizer.decode(tokenizer.encode(data.action_normalizer.normalize(data.chunks[:3]))).shape == (3, 8, 2)
+    with pytest.raises(ActokError, match="trained on chunks of 10 actions but the policy benchmark uses"):
+        fitted_tokenizer(PolicySpec("h10", path=str(tmp_path / "h10")), data)

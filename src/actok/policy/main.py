@@ -170,14 +170,22 @@ def _redraw(output: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from actok.executor import check_engine
     from actok.outputs import check_output_location, output_lock
+    from actok.policy.benchmark import build_specs
+    from actok.policy.plots import FIGURES
 
     check_engine(args.engine, args.ray_address)
+    for name in ("root", "output_dir"):
+        if getattr(args, name) is not None and not getattr(args, name).strip():
+            raise ActokError(f"--{name.replace('_', '-')} is empty; give a folder path")
     output = check_output_location(args.output_dir, [args.root] if args.root else [], replaces_folder=False)
     if args.skip_training:
         return _redraw(output)
-    if (output / RESULTS_FILE).exists() and not args.overwrite:
+    settings = _settings(args)
+    specs = build_specs(args.tokenizers, args.sweep, [h.strip() for h in args.heads.split(",") if h.strip()])
+    existing = [output / name for name in (RESULTS_FILE, *FIGURES) if (output / name).exists()]
+    if existing and not args.overwrite:
         raise ActokError(
-            f"{output / RESULTS_FILE} already exists; pass --overwrite to replace it, --skip-training to redraw its "
+            f"{existing[0]} already exists; pass --overwrite to replace it, --skip-training to redraw its "
             "figures, or choose another --output-dir"
         )
     try:
@@ -185,18 +193,16 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise ActokError("actok policy needs PyTorch: pip install 'actok[learned]' -c constraints.txt") from None
     with output_lock(output):
-        return _run(args, output)
+        return _run(args, output, settings, specs)
 
 
-def _run(args: argparse.Namespace, output: Path) -> int:
-    from actok.policy.benchmark import Cell, Evaluation, build_specs
+def _run(args: argparse.Namespace, output: Path, settings: dict[str, Any], specs: list) -> int:
+    from actok.policy.benchmark import Cell, Evaluation
     from actok.policy.data import load_policy_data
     from actok.policy.evaluate import ENVIRONMENTS, make_env
     from actok.policy.policies import TrainSettings
     from actok.tokenizers.learned import resolve_device
 
-    settings = _settings(args)
-    specs = build_specs(args.tokenizers, args.sweep, [h.strip() for h in args.heads.split(",") if h.strip()])
     device = str(resolve_device(args.device))
     reader = _dataset(args)
     env = _environment(args, reader)
