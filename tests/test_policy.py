@@ -315,6 +315,31 @@ def test_quick_test_writes_every_output(tmp_path, capsys):
     assert main(["--skip-training", "--output-dir", str(out)]) == 0
 
 
+def _without_timings(value):
+    """A record (or list of them) without its wall-clock fields (`*_ms`, `*_ms_per_chunk`, `*_sec`)."""
+    if isinstance(value, dict):
+        timing = ("_ms", "_ms_per_chunk", "_sec")
+        return {k: _without_timings(v) for k, v in value.items() if not k.endswith(timing)}
+    return [_without_timings(v) for v in value] if isinstance(value, list) else value
+
+
+@pytest.mark.slow
+def test_quick_test_on_ray_gives_the_local_records(tmp_path, monkeypatch):
+    pytest.importorskip("gym_pusht")
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # Ray workers run one thread per task: the same arithmetic here
+    argv = ["--quick-test", "--no-progress", "--tokenizers", "binning"]
+    assert main([*argv, "--output-dir", str(tmp_path / "local")]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # reused by the run: a 2-CPU instance
+    try:
+        assert main([*argv, "--engine", "ray", "--output-dir", str(tmp_path / "ray")]) == 0
+    finally:
+        ray.shutdown()
+    local, remote = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("local", "ray"))
+    assert [r["policy"] for r in local] == ["continuous", "noop", "binning"]
+    assert _without_timings(remote) == _without_timings(local)  # in the cells' order, whatever finished first
+
+
 def test_actok_report_renders_a_policy_run_and_warns_on_a_broken_results_file(tmp_path):
     from actok.bench.report import write_report
 

@@ -263,7 +263,7 @@ def _run_grid(args: argparse.Namespace, cells: list, output: Path) -> int:
     from actok.policy.plots import draw_figures, summary_table
 
     started = time.perf_counter()
-    records, failed = [], []
+    finished, failed = {}, []  # cell index -> record: results.json keeps the cells' order under Ray too
     bar = tqdm(total=len(cells), desc="policies", disable=args.no_progress, file=sys.stderr)
     for i, outcome in run_grid(run_cell, cells, engine=args.engine, ray_address=args.ray_address):
         cell = cells[i]
@@ -274,13 +274,14 @@ def _run_grid(args: argparse.Namespace, cells: list, output: Path) -> int:
             continue
         if isinstance(outcome, Exception):
             raise outcome
-        records.append(outcome)
+        finished[i] = outcome
+        records = [finished[j] for j in sorted(finished)]
         closed = outcome["closed_loop"]
         shown = f"coverage {closed['coverage_mean']:.2f}" if closed else f"RMSE {outcome['open_loop']['rmse']:.3g}"
         bar.set_postfix_str(f"{cell.spec.label}: {shown}")
         write_results(output / RESULTS_FILE, records)
     bar.close()
-    if not records:
+    if not finished:
         raise ActokError("no policy could be trained: " + "; ".join(failed))
     for path in [output / RESULTS_FILE, *draw_figures(records, output)]:
         print(f"wrote {path}")
