@@ -229,6 +229,7 @@ def test_closed_loop_noop_is_seeded_and_scored(data):
         (["--engine", "spark"], "unknown engine 'spark'; choose one of: local, ray"),
         (["--skip-training"], "--skip-training needs an existing"),
         (["--root", " "], "--root is empty; give a folder path"),
+        (["--first-seed", "-5"], "--first-seed must be >= 0 (the simulator's seeds are non-negative), got -5"),
         (["--env", "none", "--n-obs", "100000"], "--n-obs 100000 must not exceed the longest episode of"),
         (["--env", "none", "--action-horizon", "100000"], "--action-horizon 100000 and --n-obs 2 must not exceed"),
     ],
@@ -389,3 +390,16 @@ def test_a_saved_tokenizer_folder_is_used_when_its_horizon_matches(data, tmp_pat
     assert tokenizer.decode(tokenizer.encode(data.action_normalizer.normalize(data.chunks[:3]))).shape == (3, 8, 2)
     with pytest.raises(ActokError, match="trained on chunks of 10 actions but the policy benchmark uses"):
         fitted_tokenizer(PolicySpec("h10", path=str(tmp_path / "h10")), data)
+
+
+def test_a_saved_tokenizer_folder_that_does_not_fit_stops_the_run_before_training(tmp_path, capsys):
+    from actok.cli import main as actok_main
+
+    argv = ["train", "--root", str(PUSHT_STATE), "--tokenizer", "binning", "--action-horizon", "10"]
+    assert actok_main([*argv, "--output-dir", str(tmp_path / "h10")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["--tokenizers", str(tmp_path / "h10"), "--env", "none", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was trained on chunks of 10 actions but the policy benchmark uses --action-horizon 16" in err
+    assert "\n" not in err and not (out / "results.json").exists()

@@ -107,6 +107,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         _positive(name, out[name])
     for name in ("n_action_steps", "action_horizon", "n_obs", "batch_size", "n_layer", "n_embd"):
         _positive(name, getattr(args, name))
+    if args.first_seed < 0:
+        raise ActokError(f"--first-seed must be >= 0 (the simulator's seeds are non-negative), got {args.first_seed}")
     if args.n_action_steps > args.action_horizon:
         raise ActokError(f"--n-action-steps {args.n_action_steps} exceeds --action-horizon {args.action_horizon}")
     if args.decode_policy not in DECODE_POLICIES:
@@ -200,7 +202,7 @@ def _run(args: argparse.Namespace, output: Path, settings: dict[str, Any], specs
     from actok.policy.benchmark import Cell, Evaluation
     from actok.policy.data import load_policy_data
     from actok.policy.evaluate import ENVIRONMENTS, make_env
-    from actok.policy.policies import TrainSettings
+    from actok.policy.policies import TrainSettings, fitted_tokenizer
     from actok.tokenizers.learned import resolve_device
 
     device = str(resolve_device(args.device))
@@ -212,6 +214,8 @@ def _run(args: argparse.Namespace, output: Path, settings: dict[str, Any], specs
     data = load_policy_data(
         reader, args.action_horizon, args.n_obs, args.holdout_fraction, 0, angle_dims, settings["max_episodes"]
     )
+    for spec in (s for s in specs if s.path is not None):
+        fitted_tokenizer(spec, data)  # a saved folder that does not fit these chunks: fail before any training
     train = TrainSettings(
         num_epochs=settings["num_epochs"],
         batch_size=args.batch_size,
