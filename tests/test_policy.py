@@ -403,3 +403,18 @@ def test_a_saved_tokenizer_folder_that_does_not_fit_stops_the_run_before_trainin
     err = capsys.readouterr().err.strip()
     assert "was trained on chunks of 10 actions but the policy benchmark uses --action-horizon 16" in err
     assert "\n" not in err and not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("garbage", "not readable JSON"), ("{}", "not a list of actok policy records"), ('[{"policy": 1}]', "not a list")],
+)
+def test_a_broken_results_file_is_a_one_line_error_for_skip_training_and_report(tmp_path, capsys, content, message):
+    from actok.cli import main as actok_main
+
+    (tmp_path / "results.json").write_text(content)
+    assert main(["--skip-training", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"results.json: {message}" in err and "\n" not in err
+    assert actok_main(["report", str(tmp_path)]) == 2
+    assert f"results.json: {message}" in capsys.readouterr().err

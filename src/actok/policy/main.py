@@ -8,7 +8,6 @@ figures to --output-dir.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from importlib import resources
@@ -157,12 +156,13 @@ def _environment(args: argparse.Namespace, reader) -> str | None:
 
 
 def _redraw(output: Path) -> int:
+    from actok.bench.report import read_policy_records
     from actok.policy.plots import draw_figures, summary_table
 
     results = output / RESULTS_FILE
     if not results.is_file():
         raise ActokError(f"--skip-training needs an existing {results}; run without --skip-training first")
-    records = json.loads(results.read_text())
+    records = read_policy_records(results)
     for path in draw_figures(records, output):
         print(f"wrote {path}")
     print(summary_table(records))
