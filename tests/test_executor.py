@@ -49,3 +49,13 @@ def test_ray_gives_the_local_outcomes():
             assert isinstance(remote[i], ActokError) and str(remote[i]) == str(value)
         else:
             assert remote[i] == value
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_an_unreachable_ray_address_is_one_line_and_fast(address):
+    pytest.importorskip("ray")
+    from actok.executor import ray_session
+
+    match = f"could not connect to Ray at {address}: nothing answers at 127.0.0.1:9"
+    with pytest.raises(ActokError, match=match), ray_session(address):
+        pass

@@ -228,6 +228,10 @@ def test_closed_loop_noop_is_seeded_and_scored(data):
         (["--n-action-steps", "20"], "--n-action-steps 20 exceeds --action-horizon 16"),
         (["--engine", "spark"], "unknown engine 'spark'; choose one of: local, ray"),
         (["--skip-training"], "--skip-training needs an existing"),
+        (["--root", " "], "--root is empty; give a folder path"),
+        (["--first-seed", "-5"], "--first-seed must be >= 0 (the simulator's seeds are non-negative), got -5"),
+        (["--env", "none", "--n-obs", "100000"], "--n-obs 100000 must not exceed the longest episode of"),
+        (["--env", "none", "--action-horizon", "100000"], "--action-horizon 100000 and --n-obs 2 must not exceed"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
@@ -312,6 +316,31 @@ def test_quick_test_writes_every_output(tmp_path, capsys):
     assert main(["--skip-training", "--output-dir", str(out)]) == 0
 
 
+def _without_timings(value):
+    """A record (or list of them) without its wall-clock fields (`*_ms`, `*_ms_per_chunk`, `*_sec`)."""
+    if isinstance(value, dict):
+        timing = ("_ms", "_ms_per_chunk", "_sec")
+        return {k: _without_timings(v) for k, v in value.items() if not k.endswith(timing)}
+    return [_without_timings(v) for v in value] if isinstance(value, list) else value
+
+
+@pytest.mark.slow
+def test_quick_test_on_ray_gives_the_local_records(tmp_path, monkeypatch):
+    pytest.importorskip("gym_pusht")
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # Ray workers run one thread per task: the same arithmetic here
+    argv = ["--quick-test", "--no-progress", "--tokenizers", "binning"]
+    assert main([*argv, "--output-dir", str(tmp_path / "local")]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # reused by the run: a 2-CPU instance
+    try:
+        assert main([*argv, "--engine", "ray", "--output-dir", str(tmp_path / "ray")]) == 0
+    finally:
+        ray.shutdown()
+    local, remote = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("local", "ray"))
+    assert [r["policy"] for r in local] == ["continuous", "noop", "binning"]
+    assert _without_timings(remote) == _without_timings(local)  # in the cells' order, whatever finished first
+
+
 def test_actok_report_renders_a_policy_run_and_warns_on_a_broken_results_file(tmp_path):
     from actok.bench.report import write_report
 
@@ -328,3 +357,64 @@ def test_actok_report_renders_a_policy_run_and_warns_on_a_broken_results_file(tm
         pytest.raises(ActokError, match="no bench"),
     ):
         write_report(broken)
+
+
+def test_an_empty_output_dir_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--output-dir", "", "--quick-test"]) == 2
+    assert "--output-dir is empty; give a folder path" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_flag_is_named_before_existing_results(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("[]")
+    assert main(["--output-dir", str(tmp_path), "--seeds", "x"]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_a_user_file_named_like_a_figure_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "learning_curves.png").write_text("mine")
+    assert main(["--output-dir", str(tmp_path), "--quick-test", "--no-progress"]) == 2
+    assert "learning_curves.png already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "learning_curves.png").read_text() == "mine"
+
+
+def test_a_saved_tokenizer_folder_is_used_when_its_horizon_matches(data, tmp_path):
+    from actok.cli import main as actok_main
+    from actok.policy.policies import fitted_tokenizer
+
+    for horizon in (8, 10):
+        argv = ["train", "--root", str(PUSHT_STATE), "--tokenizer", "binning", "--action-horizon", str(horizon)]
+        assert actok_main([*argv, "--output-dir", str(tmp_path / f"h{horizon}")]) == 0
+    tokenizer, _ = fitted_tokenizer(PolicySpec("h8", path=str(tmp_path / "h8")), data)
+    assert tokenizer.decode(tokenizer.encode(data.action_normalizer.normalize(data.chunks[:3]))).shape == (3, 8, 2)
+    with pytest.raises(ActokError, match="trained on chunks of 10 actions but the policy benchmark uses"):
+        fitted_tokenizer(PolicySpec("h10", path=str(tmp_path / "h10")), data)
+
+
+def test_a_saved_tokenizer_folder_that_does_not_fit_stops_the_run_before_training(tmp_path, capsys):
+    from actok.cli import main as actok_main
+
+    argv = ["train", "--root", str(PUSHT_STATE), "--tokenizer", "binning", "--action-horizon", "10"]
+    assert actok_main([*argv, "--output-dir", str(tmp_path / "h10")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["--tokenizers", str(tmp_path / "h10"), "--env", "none", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was trained on chunks of 10 actions but the policy benchmark uses --action-horizon 16" in err
+    assert "\n" not in err and not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("garbage", "not readable JSON"), ("{}", "not a list of actok policy records"), ('[{"policy": 1}]', "not a list")],
+)
+def test_a_broken_results_file_is_a_one_line_error_for_skip_training_and_report(tmp_path, capsys, content, message):
+    from actok.cli import main as actok_main
+
+    (tmp_path / "results.json").write_text(content)
+    assert main(["--skip-training", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"results.json: {message}" in err and "\n" not in err
+    assert actok_main(["report", str(tmp_path)]) == 2
+    assert f"results.json: {message}" in capsys.readouterr().err

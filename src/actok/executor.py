@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -67,6 +68,7 @@ def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> 
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
     else:
         kwargs["address"] = ray_address
+        _check_reachable(ray_address)
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -76,6 +78,24 @@ def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> 
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(ray_address: str, timeout_s: float = 5.0) -> None:
+    """A one-line error when nothing listens at a `HOST:PORT` or `ray://HOST[:PORT]` address (`ray.init` would
+    otherwise retry for minutes); `auto` is left to Ray, which fails fast when no cluster is running."""
+    if ray_address == "auto":
+        return
+    rest = ray_address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        host, port = rest, "10001"  # ray://HOST: the Ray client's default port
+    host = host.strip("[]")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ActokError(
+            f"could not connect to Ray at {ray_address}: nothing answers at {host}:{port} ({err.strerror or err})"
+        ) from None
 
 
 def unwrap_error(err: BaseException) -> BaseException:

@@ -33,7 +33,7 @@ from actok.bench.runner import PREFIX_FRACTIONS
 from actok.errors import ActokError, ActokWarning
 from actok.figures import figure_png
 from actok.outputs import interrupts_deferred, write_file_atomically
-from actok.policy import RESULTS_FILE
+from actok.policy import RECORD_KEYS, RESULTS_FILE
 
 REPORT_MD, REPORT_HTML, FIGURE_DIR = "report.md", "report.html", "report_files"
 
@@ -90,6 +90,21 @@ TABLE_COLUMNS = [
 ]
 
 
+def read_policy_records(path: Path) -> list[dict]:
+    """The records of an `actok policy` results.json; an ActokError naming the file when it is not one."""
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ActokError(f"{path}: not readable JSON ({exc})") from None
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(r, dict) and r.keys() >= RECORD_KEYS for r in records)
+    ):
+        raise ActokError(f"{path}: not a list of actok policy records")
+    return records
+
+
 def load_policy_records(directory: Path) -> list[dict]:
     """The records of an `actok policy` run's results.json in `directory` (none when there is no such file; a
     warning naming it when it is not a list of policy records)."""
@@ -97,14 +112,10 @@ def load_policy_records(directory: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        records = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        warnings.warn(f"skipped {path}: not readable JSON ({exc})", ActokWarning, stacklevel=2)
+        return read_policy_records(path)
+    except ActokError as exc:
+        warnings.warn(f"skipped {exc}", ActokWarning, stacklevel=2)
         return []
-    if not isinstance(records, list) or not records or not all(isinstance(r, dict) and "policy" in r for r in records):
-        warnings.warn(f"skipped {path}: not a list of actok policy records", ActokWarning, stacklevel=2)
-        return []
-    return records
 
 
 def load_results(directory: Path, allow_none: bool = False) -> list[BenchResult]:

@@ -7,3 +7,5 @@ report section, from the JSON alone (`plots`, `report`).
 """
 
 RESULTS_FILE = "results.json"  # the records of a run (`actok report` finds them by this name)
+# The fields of a record that the figures and the report read (`benchmark.run_cell` writes them all).
+RECORD_KEYS = frozenset({"policy", "kind", "seed", "open_loop", "closed_loop", "mean_tokens", "learning_curve"})

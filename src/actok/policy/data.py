@@ -94,8 +94,13 @@ def load_policy_data(
     episodes = reader.episodes(state_key=STATE_KEY if has_state else None)[:max_episodes]
     if len(episodes) < 2:
         raise ActokError(f"{reader.repo_id} has {len(episodes)} episode(s); the policy benchmark needs at least 2")
-    train_ids, hold_ids = split_episodes([e.index for e in episodes], holdout_fraction, seed)
     lengths = np.array([len(e) for e in episodes])
+    if max(horizon, n_obs) > lengths.max():
+        raise ActokError(
+            f"--action-horizon {horizon} and --n-obs {n_obs} must not exceed the longest episode of "
+            f"{reader.repo_id} ({lengths.max()} frames)"
+        )
+    train_ids, hold_ids = split_episodes([e.index for e in episodes], holdout_fraction, seed)
     actions = np.concatenate([e.action for e in episodes]).astype(np.float64)
     episode = np.repeat([e.index for e in episodes], lengths)
     in_train = np.isin(episode, train_ids)

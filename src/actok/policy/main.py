@@ -8,7 +8,6 @@ figures to --output-dir.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from importlib import resources
@@ -107,6 +106,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         _positive(name, out[name])
     for name in ("n_action_steps", "action_horizon", "n_obs", "batch_size", "n_layer", "n_embd"):
         _positive(name, getattr(args, name))
+    if args.first_seed < 0:
+        raise ActokError(f"--first-seed must be >= 0 (the simulator's seeds are non-negative), got {args.first_seed}")
     if args.n_action_steps > args.action_horizon:
         raise ActokError(f"--n-action-steps {args.n_action_steps} exceeds --action-horizon {args.action_horizon}")
     if args.decode_policy not in DECODE_POLICIES:
@@ -155,12 +156,13 @@ def _environment(args: argparse.Namespace, reader) -> str | None:
 
 
 def _redraw(output: Path) -> int:
+    from actok.bench.report import read_policy_records
     from actok.policy.plots import draw_figures, summary_table
 
     results = output / RESULTS_FILE
     if not results.is_file():
         raise ActokError(f"--skip-training needs an existing {results}; run without --skip-training first")
-    records = json.loads(results.read_text())
+    records = read_policy_records(results)
     for path in draw_figures(records, output):
         print(f"wrote {path}")
     print(summary_table(records))
@@ -170,14 +172,22 @@ def _redraw(output: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from actok.executor import check_engine
     from actok.outputs import check_output_location, output_lock
+    from actok.policy.benchmark import build_specs
+    from actok.policy.plots import FIGURES
 
     check_engine(args.engine, args.ray_address)
+    for name in ("root", "output_dir"):
+        if getattr(args, name) is not None and not getattr(args, name).strip():
+            raise ActokError(f"--{name.replace('_', '-')} is empty; give a folder path")
     output = check_output_location(args.output_dir, [args.root] if args.root else [], replaces_folder=False)
     if args.skip_training:
         return _redraw(output)
-    if (output / RESULTS_FILE).exists() and not args.overwrite:
+    settings = _settings(args)
+    specs = build_specs(args.tokenizers, args.sweep, [h.strip() for h in args.heads.split(",") if h.strip()])
+    existing = [output / name for name in (RESULTS_FILE, *FIGURES) if (output / name).exists()]
+    if existing and not args.overwrite:
         raise ActokError(
-            f"{output / RESULTS_FILE} already exists; pass --overwrite to replace it, --skip-training to redraw its "
+            f"{existing[0]} already exists; pass --overwrite to replace it, --skip-training to redraw its "
             "figures, or choose another --output-dir"
         )
     try:
@@ -185,18 +195,16 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise ActokError("actok policy needs PyTorch: pip install 'actok[learned]' -c constraints.txt") from None
     with output_lock(output):
-        return _run(args, output)
+        return _run(args, output, settings, specs)
 
 
-def _run(args: argparse.Namespace, output: Path) -> int:
-    from actok.policy.benchmark import Cell, Evaluation, build_specs
+def _run(args: argparse.Namespace, output: Path, settings: dict[str, Any], specs: list) -> int:
+    from actok.policy.benchmark import Cell, Evaluation
     from actok.policy.data import load_policy_data
     from actok.policy.evaluate import ENVIRONMENTS, make_env
-    from actok.policy.policies import TrainSettings
+    from actok.policy.policies import TrainSettings, fitted_tokenizer
     from actok.tokenizers.learned import resolve_device
 
-    settings = _settings(args)
-    specs = build_specs(args.tokenizers, args.sweep, [h.strip() for h in args.heads.split(",") if h.strip()])
     device = str(resolve_device(args.device))
     reader = _dataset(args)
     env = _environment(args, reader)
@@ -206,6 +214,8 @@ def _run(args: argparse.Namespace, output: Path) -> int:
     data = load_policy_data(
         reader, args.action_horizon, args.n_obs, args.holdout_fraction, 0, angle_dims, settings["max_episodes"]
     )
+    for spec in (s for s in specs if s.path is not None):
+        fitted_tokenizer(spec, data)  # a saved folder that does not fit these chunks: fail before any training
     train = TrainSettings(
         num_epochs=settings["num_epochs"],
         batch_size=args.batch_size,
@@ -257,7 +267,7 @@ def _run_grid(args: argparse.Namespace, cells: list, output: Path) -> int:
     from actok.policy.plots import draw_figures, summary_table
 
     started = time.perf_counter()
-    records, failed = [], []
+    finished, failed = {}, []  # cell index -> record: results.json keeps the cells' order under Ray too
     bar = tqdm(total=len(cells), desc="policies", disable=args.no_progress, file=sys.stderr)
     for i, outcome in run_grid(run_cell, cells, engine=args.engine, ray_address=args.ray_address):
         cell = cells[i]
@@ -268,13 +278,14 @@ def _run_grid(args: argparse.Namespace, cells: list, output: Path) -> int:
             continue
         if isinstance(outcome, Exception):
             raise outcome
-        records.append(outcome)
+        finished[i] = outcome
+        records = [finished[j] for j in sorted(finished)]
         closed = outcome["closed_loop"]
         shown = f"coverage {closed['coverage_mean']:.2f}" if closed else f"RMSE {outcome['open_loop']['rmse']:.3g}"
         bar.set_postfix_str(f"{cell.spec.label}: {shown}")
         write_results(output / RESULTS_FILE, records)
     bar.close()
-    if not records:
+    if not finished:
         raise ActokError("no policy could be trained: " + "; ".join(failed))
     for path in [output / RESULTS_FILE, *draw_figures(records, output)]:
         print(f"wrote {path}")

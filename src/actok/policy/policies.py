@@ -115,10 +115,10 @@ def fitted_tokenizer(spec: PolicySpec, data: PolicyData) -> tuple[ActionTokenize
             f"tokenizer folder {spec.path} was trained on chunks of {codec.horizon} actions but the policy "
             f"benchmark uses --action-horizon {data.horizon}; pass --action-horizon {codec.horizon}"
         )
-    if codec.encoded_dims != list(range(data.action_dim)) or codec.delta_positions:
+    if codec.encoded_dims != list(range(data.action_dim)) or codec.spec.delta_positions:
         raise ActokError(
             f"tokenizer folder {spec.path} encodes dims {codec.encoded_dims} with delta dims "
-            f"{codec.pipeline.get('delta_dims')}; the policy benchmark needs every action dim, no delta transform"
+            f"{codec.spec.delta_dims}; the policy benchmark needs every action dim, no delta transform"
         )
     return codec.tokenizer, codec.normalizer
 
