@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from actok.errors import ActokError
 from actok.executor import ENGINES
 
 # `--engine`/`--ray-address`, the same on every command that reads datasets or runs a grid (add_flags rows).
@@ -59,3 +61,15 @@ def add_flags(parser: argparse.ArgumentParser, *rows: tuple) -> None:
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     """The `engine`/`ray_address` keyword arguments of the library calls, from the `ENGINE_FLAGS` flags."""
     return {"engine": args.engine, "ray_address": args.ray_address}
+
+
+def module_main(
+    command: str, build_parser: Callable[[], argparse.ArgumentParser], run: Callable, argv: list[str] | None
+) -> int:
+    """`python -m actok.<command>`: parse, run, and print an `ActokError` as one line (exit 2)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ActokError as exc:
+        sys.stderr.write(f"actok {command}: error: {exc}\n")
+        return 2

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from actok.cli_args import OneLineParser, add_flag
+from actok.cli_args import OneLineParser, add_flag, module_main
 from actok.errors import ActokError
 
 DEFAULT_SAMPLING_RATES = (25, 50, 100, 200, 400, 800)
@@ -221,9 +220,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except ActokError as exc:
-        sys.stderr.write(f"actok casestudy: error: {exc}\n")
-        return 2
+    return module_main("casestudy", build_parser, run, argv)

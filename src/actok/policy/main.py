@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from actok.cli_args import OneLineParser, add_flag
+from actok.cli_args import OneLineParser, add_flag, module_main
 from actok.errors import ActokError
 from actok.policy import RESULTS_FILE
 
@@ -299,9 +299,4 @@ def _run_grid(args: argparse.Namespace, cells: list, output: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except ActokError as exc:
-        sys.stderr.write(f"actok policy: error: {exc}\n")
-        return 2
+    return module_main("policy", build_parser, run, argv)
