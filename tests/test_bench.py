@@ -124,6 +124,9 @@ def test_a_cell_that_cannot_be_fitted_is_skipped_unless_it_is_the_only_one(tmp_p
     assert len(list(tmp_path.glob("*.json"))) == 1
     with pytest.raises(ActokError, match="vocab_size 1024 is smaller"):
         bench.run([BUNDLED], [coarse], SETTINGS)
+    coarser = bench.TokenizerSpec("fast", {"scale": 200000.0}, "fast-huger")
+    with pytest.raises(ActokError, match=r"^every cell was skipped: pusht fast-huge: vocab_size 1024 is smaller"):
+        bench.run([BUNDLED], [coarse, coarser], SETTINGS)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from actok.data.chunks import parse_dims_spec
 from actok.errors import ActokError
 from actok.executor import check_engine, run_grid
 
@@ -16,7 +17,7 @@ def _square_or_fail(x: int) -> int:
 
 def _outcomes(engine: str) -> dict[int, object]:
     # Ray workers import the task's function: use one of actok's (this test module is not importable there).
-    return dict(run_grid(check_engine, ["local", "spark", "ray"], engine=engine))
+    return dict(run_grid(parse_dims_spec, ["0:6,7:14", "3", "1:2", "0:4"], engine=engine))
 
 
 def test_local_keeps_order_and_captures_errors():
@@ -43,7 +44,8 @@ def test_bad_engine_arguments_are_one_line(engine, address, needle):
 def test_ray_gives_the_local_outcomes():
     pytest.importorskip("ray", reason="the dev extra installs ray")
     local, remote = _outcomes("local"), _outcomes("ray")
-    assert sorted(remote) == sorted(local)
+    assert sorted(remote) == sorted(local) == [0, 1, 2, 3]
+    assert local[0] == [(0, 6), (7, 14)] and isinstance(local[1], ActokError)
     for i, value in local.items():
         if isinstance(value, Exception):
             assert isinstance(remote[i], ActokError) and str(remote[i]) == str(value)

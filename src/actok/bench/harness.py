@@ -154,8 +154,8 @@ def execute(
     a GPU). As each cell finishes, its result is written to `output_dir` (when given) as
     `{timestamp}_{repo_id}[_{label}]_action_tokenizer_results.json` (the label when several tokenizers are
     benchmarked; never replacing a file); `on_outcome` sees the outcomes in the order of `cells`. A cell whose
-    tokenizer cannot be fitted is skipped, unless it is the only cell: then its error is raised; any other error
-    a cell raises stops the run."""
+    tokenizer cannot be fitted is skipped, unless it is the only cell: then its error is raised, as it is when every
+    cell was skipped; any other error a cell raises stops the run."""
     named = len({c.tokenizer.label for c in cells}) > 1
     done: dict[int, CellOutcome] = {}
     outcomes: list[CellOutcome] = []
@@ -172,7 +172,10 @@ def execute(
                     on_outcome(outcomes[-1])
     finally:
         _prepared.cache_clear()  # the last dataset's chunks are not kept after the run
-    return BenchRun(outcomes)
+    run = BenchRun(outcomes)
+    if outcomes and not run.results:
+        raise ActokError(f"every cell was skipped: {'; '.join(run.skipped)}")
+    return run
 
 
 def _written(outcome: CellOutcome, output_dir: str | Path, named: bool) -> CellOutcome:

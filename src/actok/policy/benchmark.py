@@ -7,7 +7,6 @@ the results.json record.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,12 +92,10 @@ def build_specs(tokenizers: str, sweeps: list[str], heads: list[str]) -> list[Po
 
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Train and score one contender with one seed -> its results.json record."""
-    import torch
 
     from actok.policy.evaluate import closed_loop, open_loop
     from actok.policy.policies import train_policy
 
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
     spec, ev, data = cell.spec, cell.evaluation, cell.data
     policy, log, train_time = train_policy(
         spec, data, cell.settings, cell.seed, cell.device, ev.decode_policy, cell.progress

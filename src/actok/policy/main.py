@@ -173,7 +173,6 @@ def run(args: argparse.Namespace) -> int:
     from actok.executor import check_engine
     from actok.outputs import check_output_location, output_lock
     from actok.policy.benchmark import build_specs
-    from actok.policy.plots import FIGURES
 
     check_engine(args.engine, args.ray_address)
     for name in ("root", "output_dir"):
@@ -184,18 +183,25 @@ def run(args: argparse.Namespace) -> int:
         return _redraw(output)
     settings = _settings(args)
     specs = build_specs(args.tokenizers, args.sweep, [h.strip() for h in args.heads.split(",") if h.strip()])
-    existing = [output / name for name in (RESULTS_FILE, *FIGURES) if (output / name).exists()]
-    if existing and not args.overwrite:
-        raise ActokError(
-            f"{existing[0]} already exists; pass --overwrite to replace it, --skip-training to redraw its "
-            "figures, or choose another --output-dir"
-        )
+    _refuse_existing(output, args.overwrite)  # at once, before any work
     try:
         import torch  # noqa: F401
     except ImportError:
         raise ActokError("actok policy needs PyTorch: pip install 'actok[learned]' -c constraints.txt") from None
     with output_lock(output):
+        _refuse_existing(output, args.overwrite)  # again under the lock: another run may have finished meanwhile
         return _run(args, output, settings, specs)
+
+
+def _refuse_existing(output: Path, overwrite: bool) -> None:
+    from actok.policy.plots import FIGURES
+
+    existing = [output / name for name in (RESULTS_FILE, *FIGURES) if (output / name).exists()]
+    if existing and not overwrite:
+        raise ActokError(
+            f"{existing[0]} already exists; pass --overwrite to replace it, --skip-training to redraw its "
+            "figures, or choose another --output-dir"
+        )
 
 
 def _run(args: argparse.Namespace, output: Path, settings: dict[str, Any], specs: list) -> int:
