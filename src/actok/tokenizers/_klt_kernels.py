@@ -75,8 +75,8 @@ def _carry(v, modulus, limit):
 
 @_jit
 def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries, deadzone, scale):
-    """Flat ids (rows of `lengths`) -> (scaled-back coefficients `[N, L]`, L the longest row's coefficient count
-    (at most m), rows with only known ids `[N]`): `klt.read_symbols` then
+    """Flat ids (rows of `lengths`) -> (scaled-back coefficients `[N, L]`, each row's coefficient count (at most m)
+    `[N]`, L the largest, rows with only known ids `[N]`): `klt.read_symbols` then
     `deadzone_dequantize(q, deadzone) / scale`. Unknown ids are skipped; token i's symbols are
     `points[start[i] : start[i] + size[i]]` (alphabet indices)."""
     n = lengths.shape[0]
@@ -115,4 +115,4 @@ def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries,
                 rank += 1
                 acc = 0
         o += lengths[i]
-    return out, ids_ok
+    return out, counts, ids_ok

@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from annotated_types import Interval
@@ -48,6 +48,7 @@ BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII co
 BASIS_FILE = "klt_basis.npz"
 PROCESSOR_MODULE = "processing_klt.py"  # the self-contained Hugging Face processor
 BASIS_ARRAYS = ("mean", "basis", "value_low", "value_high")
+FACTOR_ARRAYS = ("time_basis", "dim_basis", "order")  # a separable transform's factors (`Separable`)
 TRANSFORMS = ("auto", "klt", "separable", "dct")
 # What transform="auto" chooses from: (transform, shrinkage) pairs, from the most learned to the least.
 CANDIDATES = (("klt", 0.0), ("klt", 0.5), ("separable", 1.0), ("dct", 1.0))
@@ -59,6 +60,8 @@ CARRY_QUANTILE = 0.99  # values up to this quantile of the non-zero magnitudes a
 MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model assumes (caps a surprise's cost)
 ENCODE_BLOCK = 8192  # chunks whose coefficients encode computes at once
 F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: even at 260, 8% faster at 416)
+CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
+DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
 
 
@@ -70,18 +73,49 @@ def _compiled():
     return _klt_kernels
 
 
+def time_basis(horizon: int) -> np.ndarray:
+    """The orthonormal DCT-II basis over time `[H, H]`, one frequency a column (a chunk's coefficients: T^T x)."""
+    return idct(np.eye(horizon), axis=0, norm="ortho")
+
+
 def dct_basis(horizon: int, action_dim: int) -> np.ndarray:
     """DCT-II over time for each dim, `[H·D, H·D]` for time-major flattened chunks, columns frequency-major (the
     order of FAST's coefficients): nothing learned."""
-    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), np.eye(action_dim))
+    return np.kron(time_basis(horizon), np.eye(action_dim))
+
+
+def dim_basis(centered: np.ndarray, action_dim: int) -> np.ndarray:
+    """The PCA of the time steps of the centered flattened chunks `[N, H·D]` over dims, `[D, D]`, by decreasing
+    variance."""
+    variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(centered.reshape(-1, action_dim), rowvar=False)))
+    return vectors[:, np.argsort(variances)[::-1]]
 
 
 def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.ndarray:
     """DCT over time ⊗ PCA over dims, `[H·D, H·D]` for time-major flattened chunks `[N, H·D]`: a structured
     transform with only D x D parameters learned, well estimated from few chunks."""
-    per_step = centered.reshape(-1, action_dim)
-    variances, vectors = np.linalg.eigh(np.atleast_2d(np.cov(per_step, rowvar=False)))
-    return np.kron(idct(np.eye(horizon), axis=0, norm="ortho"), vectors[:, np.argsort(variances)[::-1]])
+    return np.kron(time_basis(horizon), dim_basis(centered, action_dim))
+
+
+def separable_forward(centered: np.ndarray, time: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """Centered flattened chunks `[N, H·D]` -> their coefficients in kron(time, dims) `[N, H·D]` (frequency-major),
+    as two products: the dims' `[N·H, D] @ [D, D]` and the time's `[H, H] @ [H, N·D]`, O(H·D·(H + D)) per chunk
+    where the dense basis costs O((H·D)²). The exported processor computes the same products."""
+    n, (h, d) = len(centered), (len(time), len(dims))
+    y = (centered.reshape(n * h, d) @ dims).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
+    return (time.T @ y).reshape(h, n, d).transpose(1, 0, 2).reshape(n, h * d)
+
+
+def separable_inverse(coefficients: np.ndarray, time: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """The inverse of `separable_forward`: coefficients `[N, H·D]` (frequency-major) -> centered chunks `[N, H·D]`."""
+    n, (h, d) = len(coefficients), (len(time), len(dims))
+    y = (time @ coefficients.reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)).reshape(h, n, d)
+    return (y.transpose(1, 0, 2).reshape(n * h, d) @ dims.T).reshape(n, h * d)
+
+
+def variance_order(variances: np.ndarray) -> np.ndarray:
+    """Coefficient positions by decreasing variance (ties in position order)."""
+    return np.argsort(variances, kind="stable")[::-1]
 
 
 def candidate_bases(
@@ -102,11 +136,59 @@ def candidate_bases(
         if kind == "dct":
             bases.append(dct_basis(horizon, action_dim))
         elif kind == "separable" or alpha >= 1:  # the prior itself: no eigendecomposition needed
-            bases.append(prior[:, np.argsort(target, kind="stable")[::-1]])
+            bases.append(prior[:, variance_order(target)])
         else:
             variances, vectors = np.linalg.eigh((1 - alpha) * cov + alpha * (prior * target) @ prior.T)
             bases.append(vectors[:, np.argsort(variances)[::-1]])
     return bases
+
+
+class Separable(NamedTuple):
+    """A separable transform's factors: the basis is kron(time, dims)[:, order] (`separable_forward`)."""
+
+    time: np.ndarray  # [H, H]
+    dims: np.ndarray  # [D, D]
+    order: np.ndarray  # [K] positions of the coded coefficients among the H·D, int64
+
+    def forward(self, centered: np.ndarray) -> np.ndarray:
+        """Centered flattened chunks `[N, H·D]` -> the coded coefficients `[N, K]`."""
+        return separable_forward(centered, self.time, self.dims)[:, self.order]
+
+    def inverse(self, coefficients: np.ndarray) -> np.ndarray:
+        """The first L <= K coded coefficients `[N, L]` (the others zero) -> centered flattened chunks `[N, H·D]`."""
+        full = np.zeros((len(coefficients), len(self.time) * len(self.dims)))
+        full[:, self.order[: coefficients.shape[1]]] = coefficients
+        return separable_inverse(full, self.time, self.dims)
+
+    def dense(self) -> np.ndarray:
+        """The basis `[H·D, K]`."""
+        return np.kron(self.time, self.dims)[:, self.order]
+
+
+def fitted_basis(
+    centered: np.ndarray, horizon: int, action_dim: int, chosen: tuple[str, float]
+) -> Separable | np.ndarray:
+    """The transform of a chosen (transform, shrinkage) for the centered flattened chunks `[N, H·D]`: the factors of
+    "dct" and "separable" (and "klt" at shrinkage 1, the separable prior itself), each coefficient variance computed
+    as `candidate_bases` does; else the dense basis `[H·D, H·D]`."""
+    kind, alpha = chosen
+    if kind == "klt" and alpha < 1:
+        return candidate_bases(centered, horizon, action_dim, [chosen])[0]
+    time = time_basis(horizon)
+    if kind == "dct":
+        return Separable(time, np.eye(action_dim), np.arange(horizon * action_dim))
+    dims = dim_basis(centered, action_dim)
+    variances = (separable_forward(centered, time, dims) ** 2).sum(axis=0)
+    return Separable(time, dims, variance_order(variances))
+
+
+def coded_components(q: np.ndarray) -> int:
+    """How many leading coefficients the tokenizer codes, from the quantized training coefficients `q` `[N, H·D]`:
+    enough to hold every non-zero one of CODED_QUANTILE of the chunks (at least one). The others are zero after
+    quantization in (almost) every training chunk, and computing them is most of encode's cost on many dims."""
+    nonzero = q != 0
+    last = np.where(nonzero.any(axis=1), q.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    return max(1, int(np.quantile(last, CODED_QUANTILE, method="higher"))) if len(last) else q.shape[1]
 
 
 def deadzone_quantize(c: np.ndarray, deadzone: float) -> np.ndarray:
@@ -260,7 +342,8 @@ class KLTTokenizer(ActionTokenizer):
         self.scale, self._vocab_size, self.deadzone = scale, vocab_size, deadzone
         self.transform, self.shrinkage = transform, shrinkage
         self.mean: np.ndarray | None = None  # [H·D]
-        self.basis: np.ndarray | None = None  # [H·D, H·D], columns = components by decreasing variance
+        self.basis: np.ndarray | None = None  # [H·D, K]: the coded components (`coded_components`) in order
+        self.separable: Separable | None = None  # the factors of `basis` where the transform is separable
         self.half_width: int | None = None  # the symbol layout (`carry_layout`)
         self.max_carry: int | None = None
         self.value_low: np.ndarray | None = None  # [D]: each dim's range in the training chunks
@@ -279,26 +362,40 @@ class KLTTokenizer(ActionTokenizer):
 
     # ------------------------------------------------------------ transform
     def coefficients(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> their coefficients in the basis `[N, H·D]` (before the scale)."""
-        return (flatten_rows(chunks) - self.mean) @ self.basis
+        """Chunks `[N, H, D]` -> their coded coefficients `[N, K]` (before the scale), in float64."""
+        centered = flatten_rows(chunks) - self.mean
+        return centered @ self.basis if self.separable is None else self.separable.forward(centered)
 
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> quantized coefficients `[N, H·D]` (int64, not clipped)."""
+        """Chunks `[N, H, D]` -> quantized coded coefficients `[N, K]` (int64, not clipped)."""
         return deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)
 
-    def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """The first L <= H·D quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
+    def dequantize(self, q: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """The first L <= K quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
         coefficient at its bin's reconstruction point (the dead zone's bins are [k + deadzone - 1, k + deadzone)
         steps, decoded at their midpoint), each value clipped into its dim's range in the training chunks (any
-        coefficients give a chunk in that range)."""
-        return self._to_chunks(deadzone_dequantize(q, self.deadzone) / self.scale)
+        coefficients give a chunk in that range). `counts` `[N]`: how many coefficients each row holds (`_to_chunks`;
+        default L)."""
+        counts = np.full(len(q), q.shape[1]) if counts is None else counts
+        return self._to_chunks(deadzone_dequantize(q, self.deadzone) / self.scale, counts)
 
-    def _to_chunks(self, c: np.ndarray) -> np.ndarray:
-        """The first L coefficients `[N, L]` (before the scale; the others zero) -> chunks `[N, H, D]` clipped into
-        the training range: only the head of the basis is multiplied, in float32 (sgemm, about twice dgemm's speed;
-        the exported processor does the same), then the mean added in float64 and the clip done in place."""
-        x = c.astype(np.float32) @ self._basis32[:, : c.shape[1]].T + self.mean
-        x = x.reshape(len(c), self.horizon, self.action_dim)
+    def _to_chunks(self, c: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The first L coefficients `[N, L]` (before the scale; the others zero; row i holds `counts[i]` of them)
+        -> chunks `[N, H, D]` clipped into the training range, as the exported processor computes them. A separable
+        transform runs its two small products (float64). Else the basis product runs in float32 (sgemm, about twice
+        dgemm's speed) over the rows sorted by count, DECODE_GROUP at a time, each group with only the basis
+        vectors its longest row needs; the mean is then added in float64 and the clip done in place."""
+        n = len(c)
+        if self.separable is not None:
+            x = self.separable.inverse(c) + self.mean
+        else:
+            x = np.empty((n, self.horizon * self.action_dim))
+            rows = np.argsort(counts, kind="stable")
+            for start in range(0, n, DECODE_GROUP):
+                group = rows[start : start + DECODE_GROUP]
+                width = int(counts[group[-1]])
+                x[group] = c[group, :width].astype(np.float32) @ self._basis32[:, :width].T + self.mean
+        x = x.reshape(n, self.horizon, self.action_dim)
         np.maximum(x, self.value_low, out=x)
         return np.minimum(x, self.value_high, out=x)
 
@@ -314,9 +411,17 @@ class KLTTokenizer(ActionTokenizer):
         auto = self.transform == "auto"
         chosen = choose_transform(flat, h, d, self.scale, self.deadzone) if auto else (self.transform, self.shrinkage)
         self.fitted_transform = (chosen[0], float(chosen[1]))
-        self.basis = candidate_bases(flat - self.mean, h, d, [self.fitted_transform])[0]
+        transform = fitted_basis(flat - self.mean, h, d, self.fitted_transform)
+        self.separable, self.basis = (transform, None) if isinstance(transform, Separable) else (None, transform)
+        q = self.quantize(chunks)  # every coefficient
+        k = coded_components(q)
+        q = q[:, :k]
+        if self.separable is None:
+            self.basis = np.ascontiguousarray(self.basis[:, :k])
+        else:
+            self.separable = self.separable._replace(order=self.separable.order[:k])
+            self.basis = self.separable.dense()
         self.value_low, self.value_high = chunks.min(axis=(0, 1)), chunks.max(axis=(0, 1))
-        q = self.quantize(chunks)
         self.half_width, self.max_carry = carry_layout(q)
         span = self._alphabet_size()
         if span + 1 > self._vocab_size:
@@ -344,12 +449,16 @@ class KLTTokenizer(ActionTokenizer):
         return ids
 
     def _spell_compiled(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Chunks `[N, H, D]` -> `spell_rows`' symbols and row offsets, the ids of the float64 coefficients: from
-        F32_MIN_SIZE coefficients on, the basis product in float32 (sgemm, about twice dgemm's speed), each
-        coefficient within the float32 error bound of a quantization edge recomputed in float64. The bound: a dot product of K terms in float32, inputs rounded
-        to float32, errs by at most (K + 2) u ||x - mean|| (u the unit roundoff, the basis vectors unit length)."""
+        """Chunks `[N, H, D]` -> `spell_rows`' symbols and row offsets, the ids of the float64 coefficients
+        (`coefficients`). A separable transform runs its two small products. A dense basis on F32_MIN_SIZE values
+        and more: the product in float32 (sgemm, about twice dgemm's speed), each coefficient within the float32
+        error bound of a quantization edge recomputed in float64. The bound: a dot product of P terms in float32,
+        inputs rounded to float32, errs by at most (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors
+        unit length)."""
         centered = flatten_rows(chunks) - self.mean
-        if centered.shape[1] < F32_MIN_SIZE:
+        if self.separable is not None:
+            c = self.separable.forward(centered)
+        elif centered.shape[1] < F32_MIN_SIZE:
             c = centered @ self.basis
         else:
             c = centered.astype(np.float32) @ self._basis32
@@ -376,19 +485,22 @@ class KLTTokenizer(ActionTokenizer):
 
     def _decode(self, batch: TokenBatch, horizon: int, action_dim: int, relaxed: bool) -> tuple[np.ndarray, np.ndarray]:
         """Every sequence of known ids is valid: its symbols are the coefficients in order (`read_symbols`), the
-        string's end is the end of block (the coefficients after it are zero), symbols past H·D coefficients are
-        ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the repair
-        (`relaxed`) skips them."""
-        n, m = len(batch), horizon * action_dim
+        string's end is the end of block (the coefficients after it are zero), symbols past the K coded
+        coefficients are ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the
+        repair (`relaxed`) skips them."""
+        n, m = len(batch), self.basis.shape[1]
         if self._encode_tables is None:  # numpy
             points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
-            return self.dequantize(read_symbols(points - BASE, row, n, m, self.half_width, self.max_carry)), ids_ok
+            symbols = points - BASE
+            counts = np.minimum(np.bincount(row[symbols < 2 * self.half_width + 1], minlength=n), m)
+            q = read_symbols(symbols, row, n, m, self.half_width, self.max_carry)
+            return self.dequantize(q, counts), ids_ok
         table = self._symbols
-        c, ids_ok = _compiled().ids_to_values(
+        c, counts, ids_ok = _compiled().ids_to_values(
             batch.flat, batch.lengths, self._n_vocab, table.start, table.length, table.points - BASE, m,
             self.half_width, self.max_carry, self.deadzone, self.scale,
         )  # fmt: skip
-        return self._to_chunks(c), ids_ok
+        return self._to_chunks(c, counts), ids_ok
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         return f"ids in [0, {self._n_vocab})"
@@ -413,13 +525,16 @@ class KLTTokenizer(ActionTokenizer):
             else None
         )
         self._basis32 = self.basis.astype(np.float32)
-        if self._encode_tables is not None:  # the compiled encoder's basis vectors, each contiguous
+        if self._encode_tables is not None and self.separable is None:  # the compiled encoder's basis vectors
             self._basis_t = np.ascontiguousarray(self.basis.T)
 
     # ------------------------------------------------------------- save/load
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._check_fitted_state()
-        np.savez(directory / BASIS_FILE, **{name: getattr(self, name) for name in BASIS_ARRAYS})
+        arrays = {name: getattr(self, name) for name in BASIS_ARRAYS}
+        if self.separable is not None:
+            arrays.update(zip(FACTOR_ARRAYS, self.separable, strict=True))
+        np.savez(directory / BASIS_FILE, **arrays)
         fields = {
             "scale": self.scale,
             "deadzone": self.deadzone,
@@ -458,7 +573,7 @@ class KLTTokenizer(ActionTokenizer):
         for name in (BASIS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise ActokError(f"{directory} is not a complete klt tokenizer: the file {name} is missing")
-        arrays = _read_basis(directory / BASIS_FILE, self.horizon, self.action_dim)
+        arrays, self.separable = _read_basis(directory / BASIS_FILE, self.horizon, self.action_dim)
         for name in BASIS_ARRAYS:
             setattr(self, name, arrays[name])
         path = directory / TOKENIZER_FILE
@@ -478,16 +593,17 @@ class KLTTokenizer(ActionTokenizer):
         self._prepare()
 
 
-def _read_basis(path: Path, horizon: int, action_dim: int) -> dict[str, np.ndarray]:
-    """The arrays of BASIS_ARRAYS in `path` (mean `[H·D]`, orthonormal basis `[H·D, H·D]`, each dim's value range
-    `[D]`) as float64, or `ActokError` saying what is wrong."""
+def _read_basis(path: Path, horizon: int, action_dim: int) -> tuple[dict[str, np.ndarray], Separable | None]:
+    """The arrays of BASIS_ARRAYS in `path` (mean `[H·D]`, orthonormal basis `[H·D, K]`, each dim's value range
+    `[D]`) as float64, and a separable transform's factors (FACTOR_ARRAYS, where the file holds them), or
+    `ActokError` saying what is wrong."""
     try:
         with open(path, "rb") as file:  # ours to close: np.load leaves a file it fails to read open
             data = np.load(file)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("a single array")
             with data:
-                arrays = {k: data[k] for k in BASIS_ARRAYS if k in data.files}
+                arrays = {k: data[k] for k in BASIS_ARRAYS + FACTOR_ARRAYS if k in data.files}
     except OSError as exc:
         raise ActokError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
@@ -496,18 +612,50 @@ def _read_basis(path: Path, horizon: int, action_dim: int) -> dict[str, np.ndarr
     if missing:
         raise ActokError(f"{path} lacks the array {missing[0]!r}")
     size = horizon * action_dim
-    shapes = {"mean": (size,), "basis": (size, size), "value_low": (action_dim,), "value_high": (action_dim,)}
+    k = arrays["basis"].shape[1] if arrays["basis"].ndim == 2 and 1 <= arrays["basis"].shape[1] <= size else size
+    shapes = {"mean": (size,), "basis": (size, k), "value_low": (action_dim,), "value_high": (action_dim,)}
     wrong = [k for k in BASIS_ARRAYS if arrays[k].shape != shapes[k] or arrays[k].dtype.kind != "f"]
     if wrong:
         raise ActokError(
             f"{path} holds a {wrong[0]} of {arrays[wrong[0]].dtype} {arrays[wrong[0]].shape}; the tokenizer's shape "
-            f"needs float arrays mean {shapes['mean']}, basis {shapes['basis']}, value_low and value_high {shapes['value_low']}"
+            f"needs float arrays mean {shapes['mean']}, basis ({size}, K) with 1 <= K <= {size}, value_low and "
+            f"value_high {shapes['value_low']}"
         )
-    arrays = {k: v.astype(np.float64) for k, v in arrays.items()}
-    if not all(np.isfinite(v).all() for v in arrays.values()):
+    arrays = {name: v.astype(np.float64) for name, v in arrays.items() if name in BASIS_ARRAYS} | {
+        name: v for name, v in arrays.items() if name in FACTOR_ARRAYS
+    }
+    if not all(np.isfinite(arrays[name]).all() for name in BASIS_ARRAYS):
         raise ActokError(f"{path} holds values that are not finite")
-    if not np.allclose(arrays["basis"].T @ arrays["basis"], np.eye(size), atol=1e-6):
+    if not np.allclose(arrays["basis"].T @ arrays["basis"], np.eye(k), atol=1e-6):
         raise ActokError(f"{path} does not hold an orthonormal basis")
     if not (arrays["value_low"] <= arrays["value_high"]).all():
         raise ActokError(f"{path} holds a value range whose low exceeds its high")
-    return arrays
+    return {name: arrays[name] for name in BASIS_ARRAYS}, _read_factors(path, arrays, horizon, action_dim)
+
+
+def _read_factors(path: Path, arrays: dict[str, np.ndarray], horizon: int, action_dim: int) -> Separable | None:
+    """The separable factors among `arrays` (none, or all of FACTOR_ARRAYS, equal to the basis), or `ActokError`."""
+    present = [name for name in FACTOR_ARRAYS if name in arrays]
+    if not present:
+        return None
+    basis = arrays["basis"]
+    time, dims, order = (arrays.get(name) for name in FACTOR_ARRAYS)
+    if (
+        len(present) < len(FACTOR_ARRAYS)
+        or time.shape != (horizon, horizon)
+        or dims.shape != (action_dim, action_dim)
+        or time.dtype.kind != "f"
+        or dims.dtype.kind != "f"
+        or order.shape != (basis.shape[1],)
+        or order.dtype.kind not in "iu"
+        or not np.isfinite(time).all()
+        or not np.isfinite(dims).all()
+        or not ((order >= 0) & (order < len(basis))).all()
+        or not np.allclose(np.kron(time, dims)[:, order], basis, atol=1e-9)
+    ):
+        raise ActokError(
+            f"{path} holds separable factors ({', '.join(FACTOR_ARRAYS)}) that are not those of its basis: "
+            f"time_basis ({horizon}, {horizon}) and dim_basis ({action_dim}, {action_dim}) whose Kronecker product's "
+            f"columns at order ({basis.shape[1]},) are the basis"
+        )
+    return Separable(time.astype(np.float64), dims.astype(np.float64), order.astype(np.int64))

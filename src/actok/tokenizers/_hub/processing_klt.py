@@ -8,9 +8,11 @@ transformers); it gives the same ids and reconstructions as `actok.load_tokenize
 `processor.decode(tokens)` -> array `[N, H, D]`. Every sequence of ids in the vocabulary decodes: its symbols are
 the quantized coefficients in order (a value in [-T, T] is one symbol; a larger one a carry symbol k, worth
 k (2T + 1), then the symbol of the rest), the sequence's end is the end of block (later coefficients are zero),
-coefficients past H·D are ignored, and the values are clipped into each dim's training range. Only ids outside the
-vocabulary make a sequence invalid: it decodes to zeros, or with `on_invalid="relaxed"` without those ids.
-The transform (mean, basis, value ranges) is in klt_basis.npz beside this file.
+coefficients past the K coded ones are ignored, and the values are clipped into each dim's training range. Only
+ids outside the vocabulary make a sequence invalid: it decodes to zeros, or with `on_invalid="relaxed"` without
+those ids. The transform (mean, basis `[H·D, K]`, value ranges; for a separable transform also its factors
+time_basis `[H, H]`, dim_basis `[D, D]` and order `[K]`, the basis being kron(time_basis, dim_basis)[:, order]) is
+in klt_basis.npz beside this file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from transformers.utils import cached_file
 
 BASE = 0x100  # code point of the smallest coefficient symbol
 BASIS_FILE = "klt_basis.npz"
+DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
@@ -49,6 +52,7 @@ class KLTActionProcessor(ProcessorMixin):
         for token, i in vocab.items():
             self._symbols[i] = np.array([ord(c) - BASE for c in token], dtype=np.int64)
         self.mean = self.basis = self.basis32 = self.value_low = self.value_high = None
+        self.time_basis = self.dim_basis = self.order = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -58,6 +62,9 @@ class KLTActionProcessor(ProcessorMixin):
             processor.mean, processor.basis = data["mean"], data["basis"]
             processor.basis32 = processor.basis.astype(np.float32)  # decode's product, as actok's
             processor.value_low, processor.value_high = data["value_low"], data["value_high"]
+            if "order" in data.files:  # a separable transform: two small products instead of the basis
+                processor.time_basis, processor.dim_basis = data["time_basis"], data["dim_basis"]
+                processor.order = data["order"].astype(np.int64)
         return processor
 
     def __call__(self, action_chunk):
@@ -65,7 +72,11 @@ class KLTActionProcessor(ProcessorMixin):
         chunks = np.asarray(action_chunk, dtype=np.float64)
         if chunks.ndim == 2:
             chunks = chunks[None]
-        c = (chunks.reshape(len(chunks), -1) - self.mean) @ self.basis * self.scale
+        centered = chunks.reshape(len(chunks), -1) - self.mean
+        if self.order is None:
+            c = centered @ self.basis * self.scale
+        else:
+            c = self._separable_forward(centered)[:, self.order] * self.scale
         modulus, k = 2 * self.half_width + 1, self.max_carry
         limit = k * modulus + self.half_width
         q = np.clip((np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64), -limit, limit)
@@ -97,16 +108,45 @@ class KLTActionProcessor(ProcessorMixin):
             valid[i] = known.all()
             ids = values[known].astype(np.int64).tolist()
             symbols = np.concatenate([self._symbols[t] for t in ids]).tolist() if ids else []
-            rows.append(self._coefficients(symbols)[: horizon * dim])
-        q = np.zeros((len(rows), max(map(len, rows), default=0)), dtype=np.int64)  # the zero tail is not multiplied
+            rows.append(self._coefficients(symbols)[: self.basis.shape[1]])
+        counts = np.array([len(row) for row in rows], dtype=np.int64)
+        q = np.zeros((len(rows), max(counts, default=0)), dtype=np.int64)  # the zero tail is not multiplied
         for i, row in enumerate(rows):
             q[i, : len(row)] = row
         c = (q + np.sign(q) * (self.deadzone - 0.5)) / self.scale
-        x = (c.astype(np.float32) @ self.basis32[:, : q.shape[1]].T + self.mean).reshape(len(q), horizon, dim)
-        actions = np.clip(x, self.value_low, self.value_high)
+        actions = self._to_chunks(c, counts).reshape(len(q), horizon, dim)
+        np.maximum(actions, self.value_low, out=actions)
+        np.minimum(actions, self.value_high, out=actions)
         if on_invalid != "relaxed":
             actions[~valid] = 0.0
         return (actions, valid) if return_valid else actions
+
+    def _to_chunks(self, c, counts):
+        """Coefficients `[N, L]` (row i holds counts[i]) -> chunks `[N, H·D]` before the clip, as actok computes
+        them: the separable products in float64, or the float32 basis product over the rows sorted by count."""
+        n = len(c)
+        if self.order is not None:
+            full = np.zeros((n, len(self.mean)))
+            full[:, self.order[: c.shape[1]]] = c
+            return self._separable_inverse(full) + self.mean
+        x = np.empty((n, len(self.mean)))
+        rows = np.argsort(counts, kind="stable")
+        for start in range(0, n, DECODE_GROUP):
+            group = rows[start : start + DECODE_GROUP]
+            width = int(counts[group[-1]])
+            x[group] = c[group, :width].astype(np.float32) @ self.basis32[:, :width].T + self.mean
+        return x
+
+    def _separable_forward(self, centered):
+        """`[N, H·D]` -> coefficients in kron(time_basis, dim_basis) `[N, H·D]`, as two small products."""
+        n, h, d = len(centered), len(self.time_basis), len(self.dim_basis)
+        y = (centered.reshape(n * h, d) @ self.dim_basis).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
+        return (self.time_basis.T @ y).reshape(h, n, d).transpose(1, 0, 2).reshape(n, h * d)
+
+    def _separable_inverse(self, coefficients):
+        n, h, d = len(coefficients), len(self.time_basis), len(self.dim_basis)
+        y = (self.time_basis @ coefficients.reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)).reshape(h, n, d)
+        return (y.transpose(1, 0, 2).reshape(n * h, d) @ self.dim_basis.T).reshape(n, h * d)
 
     def _coefficients(self, symbols):
         """Symbols -> coefficients: carries add up until the next value symbol; a final carry is ignored."""
