@@ -195,12 +195,18 @@ def test_decode_refuses_a_shape_other_than_the_fitted_one(pusht_chunks):
 
 
 @pytest.mark.slow
-def test_autoprocessor_loads_saved_folder_offline(pusht_chunks, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("dataset", "transform"), [("pusht", "auto"), ("g1", "auto"), ("g1", "separable"), ("pusht", "dct")]
+)
+def test_autoprocessor_loads_saved_folder_offline(dataset, transform, pusht_chunks, g1_chunks, tmp_path, monkeypatch):
     """`save` writes a Hugging Face processor folder: its own processing_klt.py (no actok import), loaded offline
-    with identical ids and decodes, also for sequences that are not encodings."""
+    with identical ids and decodes, also for sequences that are not encodings; for the dense basis (G1's
+    H·D = 780: the float32 encode, decode in groups of rows) and the separable transforms' factors."""
     transformers = pytest.importorskip("transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tok = create_tokenizer("klt").fit(pusht_chunks.train)
+    chunks = {"pusht": pusht_chunks, "g1": g1_chunks}[dataset]
+    tok = create_tokenizer("klt", transform=transform).fit(chunks.train)
+    assert (tok.separable is None) == (transform == "auto")
     folder = tok.save(tmp_path / "klt")
     imports = [
         n
@@ -209,7 +215,7 @@ def test_autoprocessor_loads_saved_folder_offline(pusht_chunks, tmp_path, monkey
     ]
     assert not [n for n in imports if "actok" in ast.dump(n)]
     processor = transformers.AutoProcessor.from_pretrained(str(folder), trust_remote_code=True)
-    x = pusht_chunks.holdout
+    x = chunks.holdout
     ids = tok.encode(x)
     assert processor(x) == ids
     np.testing.assert_array_equal(processor.decode(ids), tok.decode(ids))
@@ -247,17 +253,19 @@ def _numpy_paths(tok):
     import copy
 
     slow = copy.copy(tok)
-    slow._encode_tables = None
+    slow._encode_tables = slow._kernels = None
     return slow
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("transform", ["auto", "separable", "dct"])
 @pytest.mark.parametrize("dataset", ["pusht", "g1"])
-def test_compiled_encode_and_decode_give_the_library_and_numpy_results(dataset, pusht_chunks, g1_chunks):
+def test_compiled_encode_and_decode_give_the_library_and_numpy_results(dataset, transform, pusht_chunks, g1_chunks):
     pytest.importorskip("numba")
     chunks = {"pusht": pusht_chunks, "g1": g1_chunks}[dataset]
-    tok = create_tokenizer("klt").fit(chunks.train)
-    assert tok._encode_tables is not None  # the compiled loops are used
+    tok = create_tokenizer("klt", transform=transform).fit(chunks.train)
+    assert tok._encode_tables is not None and tok._kernels is not None  # the compiled loops are used
+    assert (tok.separable is None) == (transform == "auto")
     slow = _numpy_paths(tok)
     ids = tok.encode(chunks.holdout)
     assert ids == slow.encode(chunks.holdout)
@@ -310,3 +318,93 @@ def test_encode_works_block_by_block(pusht_chunks, monkeypatch):
     ids = tok.encode(pusht_chunks.holdout)
     monkeypatch.setattr(klt, "ENCODE_BLOCK", 7)
     assert tok.encode(pusht_chunks.holdout) == ids
+
+
+def _smooth_chunks(n: int = 400, horizon: int = 20, dims: int = 12, seed: int = 0) -> np.ndarray:
+    """Chunks of a few smooth latent curves mixed into `dims` dims, plus small noise: coefficient variances fall
+    fast, so the trailing components quantize to zero."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, horizon)
+    latent = np.stack([np.sin(2 * np.pi * (f * t[None, :] + rng.random((n, 1)))) for f in (0.5, 1.0, 1.5)], axis=2)
+    return latent @ rng.normal(size=(3, dims)) * 0.3 + rng.normal(scale=0.002, size=(n, horizon, dims))
+
+
+def test_codes_only_the_components_that_hold_the_training_chunks_nonzero_coefficients():
+    """The basis keeps the K leading components beyond which (almost) no training chunk has a non-zero quantized
+    coefficient: encode computes K coefficients instead of H·D, and the ids and error stay those of the full
+    basis."""
+    from actok.tokenizers.klt import CODED_QUANTILE, candidate_bases, deadzone_quantize
+
+    x = _smooth_chunks()
+    train, held = x[:350], x[350:]
+    tok = create_tokenizer("klt", transform="klt").fit(train)
+    k, size = tok.basis.shape[1], 20 * 12
+    assert k < size // 4
+    full = candidate_bases(train.reshape(350, -1) - tok.mean, 20, 12, [("klt", 0.0)])[0]
+    np.testing.assert_allclose(np.abs(full[:, :k].T @ tok.basis), np.eye(k), atol=1e-8)  # the leading ones
+    q = deadzone_quantize((train.reshape(350, -1) - tok.mean) @ full * tok.scale, tok.deadzone)
+    assert np.mean(q[:, k:].any(axis=1)) <= 1 - CODED_QUANTILE  # what the tail would have coded
+    rmse = np.sqrt(np.mean((tok.decode(tok.encode(held)) - held) ** 2))
+    q_held = deadzone_quantize((held.reshape(50, -1) - tok.mean) @ full * tok.scale, tok.deadzone)
+    full_decode = tok.mean + (q_held + np.sign(q_held) * (tok.deadzone - 0.5)) / tok.scale @ full.T
+    full_decode = np.clip(full_decode.reshape(held.shape), tok.value_low, tok.value_high)
+    full_rmse = np.sqrt(np.mean((full_decode - held) ** 2))
+    assert rmse == pytest.approx(full_rmse, rel=1e-3)
+
+
+@pytest.mark.parametrize("transform", ["separable", "dct"])
+def test_separable_transforms_run_as_two_small_products(transform, pusht_chunks):
+    """DCT and DCT ⊗ PCA keep their factors: the coefficients are those of the dense basis kron(time, dims)[:,
+    order], computed in O(H·D·(H + D)) per chunk; decode inverts them (float32, as the dense decode)."""
+    from actok.tokenizers.klt import dct_basis
+
+    tok = create_tokenizer("klt", transform=transform).fit(pusht_chunks.train)
+    s = tok.separable
+    assert s is not None and s.time.shape == (10, 10) and s.dims.shape == (2, 2)
+    np.testing.assert_allclose(np.kron(s.time, s.dims)[:, s.order], tok.basis, atol=1e-12)
+    if transform == "dct":
+        np.testing.assert_array_equal(s.dims, np.eye(2))
+        np.testing.assert_allclose(tok.basis, dct_basis(10, 2)[:, : tok.basis.shape[1]], atol=1e-12)
+    x = pusht_chunks.holdout
+    centered = x.reshape(len(x), -1) - tok.mean
+    np.testing.assert_allclose(tok.coefficients(x), centered @ tok.basis, rtol=0, atol=1e-12)
+    ids = tok.encode(x)
+    q = tok.quantize(x)
+    dense = np.clip(
+        (tok.mean + (q + np.sign(q) * (tok.deadzone - 0.5)) / tok.scale @ tok.basis.T).reshape(x.shape),
+        tok.value_low,
+        tok.value_high,
+    )
+    np.testing.assert_allclose(tok.decode(ids), dense, rtol=0, atol=1e-5)
+
+
+def test_saved_separable_factors_and_legacy_square_bases_load(pusht_chunks, tmp_path):
+    """A separable tokenizer saves its factors beside the basis and loads to the same ids and decodes; a basis
+    file that holds every component (as klt saved before coding K of them) still loads; factors that are not
+    those of the basis are refused in one line."""
+    from actok import load_tokenizer
+
+    tok = create_tokenizer("klt", transform="separable").fit(pusht_chunks.train)
+    folder = tok.save(tmp_path / "sep")
+    back = load_tokenizer(folder)
+    x = pusht_chunks.holdout
+    assert back.separable is not None and back.encode(x) == tok.encode(x)
+    np.testing.assert_array_equal(back.decode(tok.encode(x)), tok.decode(tok.encode(x)))
+    with np.load(folder / "klt_basis.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(folder / "klt_basis.npz", **{**arrays, "order": arrays["order"][::-1].copy()})
+    with pytest.raises(ActokError, match=r"holds separable factors .* that are not those of its basis"):
+        load_tokenizer(folder)
+    np.savez(folder / "klt_basis.npz", **{k: v for k, v in arrays.items() if k != "dim_basis"})
+    with pytest.raises(ActokError, match="holds separable factors"):
+        load_tokenizer(folder)
+    legacy = create_tokenizer("klt", transform="klt").fit(pusht_chunks.train)
+    folder = legacy.save(tmp_path / "legacy")
+    completed, _ = np.linalg.qr(np.hstack([legacy.basis, np.random.default_rng(0).normal(size=(20, 20))]))
+    completed[:, : legacy.basis.shape[1]] = legacy.basis  # the coded components first, then the rest
+    with np.load(folder / "klt_basis.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(folder / "klt_basis.npz", **{**arrays, "basis": completed[:, :20]})
+    old = load_tokenizer(folder)
+    assert old.basis.shape == (20, 20)
+    assert np.isfinite(old.decode(old.encode(x))).all()

@@ -11,34 +11,76 @@ from actok.tokenizers._bytelevel_bpe import _jit
 @_jit
 def spell_rows(c, scale, deadzone, half, carries):
     """Coefficients `c` `[N, C]` (before the scale) -> `klt.spell_symbols(deadzone_quantize(c * scale, deadzone),
-    half, carries)`: (flat alphabet indices `[S]` int32, row offsets `[N + 1]`)."""
+    half, carries)`: (flat alphabet indices `[S]` int32, row offsets `[N + 1]`). Each coefficient is quantized
+    once."""
     n, width = c.shape
-    modulus = 2 * half + 1
-    limit = carries * modulus + half
     q = np.empty(width, np.int64)
-    stops = np.zeros(n, np.int64)
-    offsets = np.zeros(n + 1, np.int64)
-    for i in range(n):  # first pass: each row's symbol count
-        count = 0
+    symbols, offsets = np.empty(max(16, 8 * n), np.int32), np.zeros(n + 1, np.int64)
+    for i in range(n):
+        stop = 0
         for t in range(width):
             q[t] = _quantize(c[i, t], scale, deadzone)
             if q[t] != 0:
-                stops[i] = t + 1
-        for t in range(stops[i]):
-            count += 1 + (_carry(q[t], modulus, limit) != 0)
-        offsets[i + 1] = offsets[i] + count
-    symbols = np.empty(offsets[n], np.int32)
+                stop = t + 1
+        symbols = _spell_row(q, stop, half, carries, symbols, offsets, i)
+    return symbols[: offsets[n]], offsets
+
+
+@_jit
+def spell_rows_f32(c32, flat, mean, basis_t, tol, scale, deadzone, half, carries):
+    """`spell_rows` of float32 coefficients `c32` `[N, C]` (the float32 basis product) giving the symbols of the
+    float64 ones: each coefficient whose scaled value lies within `tol[i]` `[N]` (a bound on its scaled error) of a
+    quantization edge of `klt.deadzone_quantize` is recomputed in float64 as the dot product of the centered chunk
+    `flat[i] - mean` with the basis vector `basis_t[t]` `[C, H·D]`."""
+    n, width = c32.shape
+    q = np.empty(width, np.int64)
+    centered = np.empty(flat.shape[1])
+    symbols, offsets = np.empty(max(16, 8 * n), np.int32), np.zeros(n + 1, np.int64)
     for i in range(n):
-        o = offsets[i]
-        for t in range(stops[i]):
-            v = min(max(_quantize(c[i, t], scale, deadzone), -limit), limit)
-            k = _carry(v, modulus, limit)
+        stop, centered_ready = 0, False
+        for t in range(width):
+            value = np.float64(c32[i, t])
+            edge = np.abs(value * scale) + 1.0 - deadzone
+            edge -= np.floor(edge)
+            if edge < tol[i] or edge > 1.0 - tol[i]:
+                if not centered_ready:
+                    for j in range(flat.shape[1]):
+                        centered[j] = flat[i, j] - mean[j]
+                    centered_ready = True
+                value = np.dot(centered, basis_t[t])
+            q[t] = _quantize(value, scale, deadzone)
+            if q[t] != 0:
+                stop = t + 1
+        symbols = _spell_row(q, stop, half, carries, symbols, offsets, i)
+    return symbols[: offsets[n]], offsets
+
+
+@_jit
+def _spell_row(q, stop, half, carries, symbols, offsets, i):
+    """Append the symbols of row i's quantized coefficients `q[:stop]` to `symbols` (grown as needed) from
+    `offsets[i]` on, set `offsets[i + 1]`, and return `symbols`. A value in [-half, half] is one symbol (its carry,
+    round(v / modulus), is 0); a larger one, clipped into the layout, a carry and a value symbol."""
+    modulus = 2 * half + 1
+    limit = carries * modulus + half
+    o = offsets[i]
+    if o + 2 * stop > symbols.shape[0]:
+        grown = np.empty(max(2 * symbols.shape[0], o + 2 * stop), np.int32)
+        grown[:o] = symbols[:o]
+        symbols = grown
+    for t in range(stop):
+        v = q[t]
+        if -half <= v <= half:
+            symbols[o] = v + half
+        else:
+            v = min(max(v, -limit), limit)
+            k = np.int64(np.rint(v / modulus))
             if k != 0:
                 symbols[o] = modulus + k + carries - (k > 0)
                 o += 1
             symbols[o] = v - k * modulus + half
-            o += 1
-    return symbols, offsets
+        o += 1
+    offsets[i + 1] = o
+    return symbols
 
 
 @_jit
@@ -49,34 +91,26 @@ def _quantize(value, scale, deadzone):
 
 
 @_jit
-def refine_near_edges(c, centered, basis_t, tol, scale, deadzone):
-    """Float32 coefficients `c` `[N, C]` (before the scale) -> float64 ones, each whose scaled value lies within
-    `tol[i]` `[N]` of a quantization edge of `klt.deadzone_quantize` recomputed in float64 as the dot product of the
-    centered chunk `centered[i]` `[N, H·D]` with the basis vector `basis_t[t]` `[C, H·D]`: where `tol` bounds the
-    scaled error of `c`, these quantize as the float64 coefficients do."""
-    n, width = c.shape
-    out = np.empty((n, width))
+def center_f32(flat, mean):
+    """Flattened chunks `[N, H·D]` -> (`flat - mean` in float32 `[N, H·D]`, the float64 norm of each row `[N]`)."""
+    n, m = flat.shape
+    out = np.empty((n, m), np.float32)
+    norms = np.empty(n)
     for i in range(n):
-        for t in range(width):
-            out[i, t] = c[i, t]
-            edge = np.abs(out[i, t] * scale) + 1.0 - deadzone
-            edge -= np.floor(edge)
-            if edge < tol[i] or edge > 1.0 - tol[i]:
-                out[i, t] = np.dot(centered[i], basis_t[t])
-    return out
-
-
-@_jit
-def _carry(v, modulus, limit):
-    """The carry of a quantized value (`klt.carry_layout`): round(v / modulus) after clipping into the layout."""
-    v = min(max(v, -limit), limit)
-    return np.int64(np.rint(v / modulus))
+        total = 0.0
+        for j in range(m):
+            v = flat[i, j] - mean[j]
+            out[i, j] = v
+            total += v * v
+        norms[i] = np.sqrt(total)
+    return out, norms
 
 
 @_jit
 def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries, deadzone, scale):
-    """Flat ids (rows of `lengths`) -> (scaled-back coefficients `[N, L]`, each row's coefficient count (at most m)
-    `[N]`, L the largest, rows with only known ids `[N]`): `klt.read_symbols` then
+    """Flat ids (rows of `lengths`) -> (scaled-back coefficients `[N, L]` in float32, the rows sorted by coefficient
+    count; each row's count (at most m) `[N]`, L the largest; the sorted order `[N]` (row r of the coefficients is
+    sequence `order[r]`; a stable sort); sequences with only known ids `[N]`): `klt.read_symbols` then
     `deadzone_dequantize(q, deadzone) / scale`. Unknown ids are skipped; token i's symbols are
     `points[start[i] : start[i] + size[i]]` (alphabet indices)."""
     n = lengths.shape[0]
@@ -95,10 +129,13 @@ def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries,
                 counts[i] += points[p] < modulus
         counts[i] = min(counts[i], m)
         o += lengths[i]
-    out = np.zeros((n, counts.max() if n else 0))
+    out = np.zeros((n, counts.max() if n else 0), np.float32)
+    order = np.argsort(counts, kind="mergesort")
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
     o = 0
     for i in range(n):
-        rank, acc = 0, 0
+        rank, acc, r = 0, 0, position[i]
         for j in range(o, o + lengths[i]):
             t = flat[j]
             if t < 0 or t >= n_vocab:
@@ -111,8 +148,60 @@ def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries,
                     continue
                 if rank < m:
                     q = min(max(s - half + acc * modulus, -limit), limit)
-                    out[i, rank] = (q + np.sign(q) * (deadzone - 0.5)) / scale
+                    out[r, rank] = (q + np.sign(q) * (deadzone - 0.5)) / scale
                 rank += 1
                 acc = 0
         o += lengths[i]
-    return out, counts, ids_ok
+    return out, counts, order, ids_ok
+
+
+@_jit
+def gather_coefficients(z, freq, dim):
+    """A separable transform's coefficients `z` `[H, N, D]` (frequency, chunk, dim) -> the coded ones `[N, K]`:
+    coefficient k of chunk i is `z[freq[k], i, dim[k]]`."""
+    n, k = z.shape[1], freq.shape[0]
+    out = np.empty((n, k))
+    for i in range(n):
+        for j in range(k):
+            out[i, j] = z[freq[j], i, dim[j]]
+    return out
+
+
+@_jit
+def scatter_coefficients(c, counts, order, freq, dim, horizon, action_dim):
+    """The inverse of `gather_coefficients` for decode: coefficients `[N, L]` (row r is sequence `order[r]`, which
+    holds `counts[order[r]]`) -> `[H, N, D]` float32, zero where no coefficient is coded."""
+    n = c.shape[0]
+    z = np.zeros((horizon, n, action_dim), np.float32)
+    for r in range(n):
+        i = order[r]
+        for j in range(counts[i]):
+            z[freq[j], i, dim[j]] = c[r, j]
+    return z
+
+
+@_jit
+def finish_time_first(v, mean, low, high):
+    """Centered values `v` `[H, N, D]` (time, chunk, dim; float32) -> chunks `[N, H, D]` (float64): the mean added
+    and each value clipped into its dim's range, as numpy's `np.minimum(np.maximum(v + mean, low), high)`."""
+    h, n, d = v.shape
+    out = np.empty((n, h, d))
+    for i in range(n):
+        for t in range(h):
+            for e in range(d):
+                out[i, t, e] = min(max(np.float64(v[t, i, e]) + mean[t * d + e], low[e]), high[e])
+    return out
+
+
+@_jit
+def finish_rows(x, rows, mean, low, high, out):
+    """Centered chunks `x` `[G, H·D]` (float32) -> `out[rows[g]]` `[N, H·D]` (float64): the mean added and each
+    value clipped into its dim's range, as numpy's `np.minimum(np.maximum(x + mean, low), high)`."""
+    g, d = x.shape[0], low.shape[0]
+    h = x.shape[1] // d
+    for r in range(g):
+        i = rows[r]
+        for t in range(h):
+            for e in range(d):
+                j = t * d + e
+                out[i, j] = min(max(np.float64(x[r, j]) + mean[j], low[e]), high[e])

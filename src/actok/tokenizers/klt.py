@@ -61,7 +61,7 @@ MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model
 ENCODE_BLOCK = 8192  # chunks whose coefficients encode computes at once
 F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: even at 260, 8% faster at 416)
 CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
-DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
+DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
 
 
@@ -98,19 +98,29 @@ def separable_basis(centered: np.ndarray, horizon: int, action_dim: int) -> np.n
 
 
 def separable_forward(centered: np.ndarray, time: np.ndarray, dims: np.ndarray) -> np.ndarray:
-    """Centered flattened chunks `[N, H·D]` -> their coefficients in kron(time, dims) `[N, H·D]` (frequency-major),
-    as two products: the dims' `[N·H, D] @ [D, D]` and the time's `[H, H] @ [H, N·D]`, O(H·D·(H + D)) per chunk
-    where the dense basis costs O((H·D)²). The exported processor computes the same products."""
+    """Centered flattened chunks `[N, H·D]` -> their coefficients in kron(time, dims), as `[H, N, D]` (frequency,
+    chunk, dim): two products, the dims' `[N·H, D] @ [D, D]` (skipped for the identity: the same numbers) and the
+    time's `[H, H] @ [H, N·D]`, O(H·D·(H + D)) per chunk where the dense basis costs O((H·D)²). The exported
+    processor computes the same products."""
     n, (h, d) = len(centered), (len(time), len(dims))
-    y = (centered.reshape(n * h, d) @ dims).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
-    return (time.T @ y).reshape(h, n, d).transpose(1, 0, 2).reshape(n, h * d)
+    y = centered.reshape(n * h, d)
+    if not _is_identity(dims):
+        y = y @ dims
+    return (time.T @ y.reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)).reshape(h, n, d)
 
 
-def separable_inverse(coefficients: np.ndarray, time: np.ndarray, dims: np.ndarray) -> np.ndarray:
-    """The inverse of `separable_forward`: coefficients `[N, H·D]` (frequency-major) -> centered chunks `[N, H·D]`."""
-    n, (h, d) = len(coefficients), (len(time), len(dims))
-    y = (time @ coefficients.reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)).reshape(h, n, d)
-    return (y.transpose(1, 0, 2).reshape(n * h, d) @ dims.T).reshape(n, h * d)
+def separable_inverse(z: np.ndarray, time: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """The inverse of `separable_forward`, in the dtype of its arguments: coefficients `[H, N, D]` -> centered
+    values `[H, N, D]` (time, chunk, dim)."""
+    h, n, d = z.shape
+    w = time @ z.reshape(h, n * d)
+    if not _is_identity(dims):
+        w = w.reshape(h * n, d) @ dims.T
+    return w.reshape(h, n, d)
+
+
+def _is_identity(matrix: np.ndarray) -> bool:
+    return bool(np.array_equal(matrix, np.eye(len(matrix))))
 
 
 def variance_order(variances: np.ndarray) -> np.ndarray:
@@ -148,17 +158,29 @@ class Separable(NamedTuple):
 
     time: np.ndarray  # [H, H]
     dims: np.ndarray  # [D, D]
-    order: np.ndarray  # [K] positions of the coded coefficients among the H·D, int64
+    order: np.ndarray  # [K] positions of the coded coefficients among the H·D (frequency-major), int64
 
-    def forward(self, centered: np.ndarray) -> np.ndarray:
-        """Centered flattened chunks `[N, H·D]` -> the coded coefficients `[N, K]`."""
-        return separable_forward(centered, self.time, self.dims)[:, self.order]
+    def forward(self, centered: np.ndarray, compiled: Any = None) -> np.ndarray:
+        """Centered flattened chunks `[N, H·D]` -> the coded coefficients `[N, K]` (float64); `compiled`: the
+        compiled loops (`_klt_kernels`), or None for numpy's."""
+        z = separable_forward(centered, self.time, self.dims)
+        if compiled is not None:
+            d = len(self.dims)
+            return compiled.gather_coefficients(z, self.order // d, self.order % d)
+        return z.transpose(1, 0, 2).reshape(len(centered), -1)[:, self.order]
 
-    def inverse(self, coefficients: np.ndarray) -> np.ndarray:
-        """The first L <= K coded coefficients `[N, L]` (the others zero) -> centered flattened chunks `[N, H·D]`."""
-        full = np.zeros((len(coefficients), len(self.time) * len(self.dims)))
-        full[:, self.order[: coefficients.shape[1]]] = coefficients
-        return separable_inverse(full, self.time, self.dims)
+    def inverse(self, c: np.ndarray, counts: np.ndarray, rows: np.ndarray, compiled: Any = None) -> np.ndarray:
+        """The first L <= K coded coefficients `[N, L]` (float32; row r is chunk `rows[r]`, which holds
+        `counts[rows[r]]`; the others zero) -> centered values `[H, N, D]` (time, chunk, dim), in float32 (as the
+        dense basis's decode)."""
+        n, (h, d) = len(c), (len(self.time), len(self.dims))
+        if compiled is not None:
+            z = compiled.scatter_coefficients(c, counts, rows, self.order // d, self.order % d, h, d)
+        else:
+            full = np.zeros((n, h * d), dtype=np.float32)
+            full[rows[:, None], self.order[: c.shape[1]]] = c
+            z = np.ascontiguousarray(full.reshape(n, h, d).transpose(1, 0, 2))
+        return separable_inverse(z, self.time.astype(np.float32), self.dims.astype(np.float32))
 
     def dense(self) -> np.ndarray:
         """The basis `[H·D, K]`."""
@@ -178,7 +200,7 @@ def fitted_basis(
     if kind == "dct":
         return Separable(time, np.eye(action_dim), np.arange(horizon * action_dim))
     dims = dim_basis(centered, action_dim)
-    variances = (separable_forward(centered, time, dims) ** 2).sum(axis=0)
+    variances = (separable_forward(centered, time, dims) ** 2).sum(axis=1).reshape(-1)  # frequency-major
     return Separable(time, dims, variance_order(variances))
 
 
@@ -350,6 +372,7 @@ class KLTTokenizer(ActionTokenizer):
         self.value_high: np.ndarray | None = None
         self.fitted_transform: tuple[str, float] | None = None  # the (transform, shrinkage) fit chose
         self.bpe: Tokenizer | None = None
+        self._kernels = None  # klt's compiled loops once fitted, where numba is (`_prepare`)
 
     @property
     def vocab_size(self) -> int:
@@ -364,7 +387,7 @@ class KLTTokenizer(ActionTokenizer):
     def coefficients(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> their coded coefficients `[N, K]` (before the scale), in float64."""
         centered = flatten_rows(chunks) - self.mean
-        return centered @ self.basis if self.separable is None else self.separable.forward(centered)
+        return centered @ self.basis if self.separable is None else self.separable.forward(centered, self._kernels)
 
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
         """Chunks `[N, H, D]` -> quantized coded coefficients `[N, K]` (int64, not clipped)."""
@@ -377,25 +400,35 @@ class KLTTokenizer(ActionTokenizer):
         coefficients give a chunk in that range). `counts` `[N]`: how many coefficients each row holds (`_to_chunks`;
         default L)."""
         counts = np.full(len(q), q.shape[1]) if counts is None else counts
-        return self._to_chunks(deadzone_dequantize(q, self.deadzone) / self.scale, counts)
+        rows = np.argsort(counts, kind="stable")
+        c = (deadzone_dequantize(q, self.deadzone) / self.scale)[rows].astype(np.float32)
+        return self._to_chunks(c, counts, rows)
 
-    def _to_chunks(self, c: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """The first L coefficients `[N, L]` (before the scale; the others zero; row i holds `counts[i]` of them)
-        -> chunks `[N, H, D]` clipped into the training range, as the exported processor computes them. A separable
-        transform runs its two small products (float64). Else the basis product runs in float32 (sgemm, about twice
-        dgemm's speed) over the rows sorted by count, DECODE_GROUP at a time, each group with only the basis
-        vectors its longest row needs; the mean is then added in float64 and the clip done in place."""
-        n = len(c)
+    def _to_chunks(self, c: np.ndarray, counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The first L coefficients `[N, L]` (float32, before the scale; the others zero; row r is chunk `rows[r]`,
+        which holds `counts[rows[r]]` of them, the rows sorted by count) -> chunks `[N, H, D]` clipped into the
+        training range, as the exported processor computes them. A separable transform runs its two small products
+        (float32). Else the basis product runs in float32 (sgemm, about twice dgemm's speed), DECODE_GROUP rows at
+        a time, each group with only the basis vectors its longest row needs; the mean is then added in float64
+        and the clip done (in compiled loops where numba is)."""
+        n, shape, compiled = len(c), (len(c), self.horizon, self.action_dim), self._kernels
         if self.separable is not None:
-            x = self.separable.inverse(c) + self.mean
+            v = self.separable.inverse(c, counts, rows, compiled)
+            if compiled is not None:
+                return compiled.finish_time_first(v, self.mean, self.value_low, self.value_high)
+            x = v.transpose(1, 0, 2).reshape(n, -1) + self.mean
         else:
             x = np.empty((n, self.horizon * self.action_dim))
-            rows = np.argsort(counts, kind="stable")
             for start in range(0, n, DECODE_GROUP):
                 group = rows[start : start + DECODE_GROUP]
-                width = int(counts[group[-1]])
-                x[group] = c[group, :width].astype(np.float32) @ self._basis32[:, :width].T + self.mean
-        x = x.reshape(n, self.horizon, self.action_dim)
+                product = c[start : start + len(group), : counts[group[-1]]] @ self._basis32[:, : counts[group[-1]]].T
+                if compiled is not None:
+                    compiled.finish_rows(product, group, self.mean, self.value_low, self.value_high, x)
+                else:
+                    x[group] = product + self.mean
+            if compiled is not None:
+                return x.reshape(shape)
+        x = x.reshape(shape)
         np.maximum(x, self.value_low, out=x)
         return np.minimum(x, self.value_high, out=x)
 
@@ -441,7 +474,7 @@ class KLTTokenizer(ActionTokenizer):
         ids = []
         for start in range(0, len(chunks), ENCODE_BLOCK):  # bounded memory for large batches
             block = chunks[start : start + ENCODE_BLOCK]
-            if self._encode_tables is None:
+            if self._kernels is None:
                 q = self.quantize(block)
                 ids += [e.ids for e in self.bpe.encode_batch_fast(self._strings(q))]
             else:
@@ -455,17 +488,17 @@ class KLTTokenizer(ActionTokenizer):
         error bound of a quantization edge recomputed in float64. The bound: a dot product of P terms in float32,
         inputs rounded to float32, errs by at most (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors
         unit length)."""
-        centered = flatten_rows(chunks) - self.mean
+        flat, compiled, layout = flatten_rows(chunks), self._kernels, (self.half_width, self.max_carry)
         if self.separable is not None:
-            c = self.separable.forward(centered)
-        elif centered.shape[1] < F32_MIN_SIZE:
-            c = centered @ self.basis
-        else:
-            c = centered.astype(np.float32) @ self._basis32
-            roundoff = np.finfo(np.float32).eps / 2
-            tol = F32_BOUND_SAFETY * (centered.shape[1] + 2) * roundoff * self.scale * np.linalg.norm(centered, axis=1)
-            c = _compiled().refine_near_edges(c, centered, self._basis_t, tol, self.scale, self.deadzone)
-        return _compiled().spell_rows(c, self.scale, self.deadzone, self.half_width, self.max_carry)
+            c = self.separable.forward(flat - self.mean, compiled)
+            return compiled.spell_rows(c, self.scale, self.deadzone, *layout)
+        if flat.shape[1] < F32_MIN_SIZE:
+            return compiled.spell_rows((flat - self.mean) @ self.basis, self.scale, self.deadzone, *layout)
+        centered32, norms = compiled.center_f32(flat, self.mean)
+        tol = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale * norms
+        return compiled.spell_rows_f32(
+            centered32 @ self._basis32, flat, self.mean, self._basis_t, tol, self.scale, self.deadzone, *layout
+        )
 
     def _alphabet_size(self) -> int:
         return 2 * self.half_width + 1 + 2 * self.max_carry
@@ -489,18 +522,18 @@ class KLTTokenizer(ActionTokenizer):
         coefficients are ignored. So a prefix decodes to a coarser chunk. Only unknown ids make a row invalid; the
         repair (`relaxed`) skips them."""
         n, m = len(batch), self.basis.shape[1]
-        if self._encode_tables is None:  # numpy
+        if self._kernels is None:  # numpy
             points, row, _, ids_ok, _ = self._symbols.gather(batch)  # every token is whole symbols
             symbols = points - BASE
             counts = np.minimum(np.bincount(row[symbols < 2 * self.half_width + 1], minlength=n), m)
             q = read_symbols(symbols, row, n, m, self.half_width, self.max_carry)
             return self.dequantize(q, counts), ids_ok
         table = self._symbols
-        c, counts, ids_ok = _compiled().ids_to_values(
+        c, counts, rows, ids_ok = self._kernels.ids_to_values(
             batch.flat, batch.lengths, self._n_vocab, table.start, table.length, table.points - BASE, m,
             self.half_width, self.max_carry, self.deadzone, self.scale,
         )  # fmt: skip
-        return self._to_chunks(c, counts), ids_ok
+        return self._to_chunks(c, counts, rows), ids_ok
 
     def _valid_encoding(self, horizon: int, action_dim: int) -> str:
         return f"ids in [0, {self._n_vocab})"
@@ -519,13 +552,13 @@ class KLTTokenizer(ActionTokenizer):
         the compiled encoder's tables."""
         self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
+        numba = kernels.numba_available()
+        self._kernels = _compiled() if numba else None  # klt's compiled loops; None: numpy's steps
         self._encode_tables = (
-            kernels.SymbolEncodeTables.build(self.bpe.to_str(), BASE, self._alphabet_size())
-            if kernels.numba_available()
-            else None
+            kernels.SymbolEncodeTables.build(self.bpe.to_str(), BASE, self._alphabet_size()) if numba else None
         )
         self._basis32 = self.basis.astype(np.float32)
-        if self._encode_tables is not None and self.separable is None:  # the compiled encoder's basis vectors
+        if numba and self.separable is None:  # the compiled encoder's basis vectors
             self._basis_t = np.ascontiguousarray(self.basis.T)
 
     # ------------------------------------------------------------- save/load

@@ -23,7 +23,7 @@ from transformers.utils import cached_file
 
 BASE = 0x100  # code point of the smallest coefficient symbol
 BASIS_FILE = "klt_basis.npz"
-DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
+DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
@@ -76,7 +76,10 @@ class KLTActionProcessor(ProcessorMixin):
         if self.order is None:
             c = centered @ self.basis * self.scale
         else:
-            c = self._separable_forward(centered)[:, self.order] * self.scale
+            n, h, d = len(centered), len(self.time_basis), len(self.dim_basis)
+            y = (centered.reshape(n * h, d) @ self.dim_basis).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
+            z = (self.time_basis.T @ y).reshape(h, n, d)
+            c = z.transpose(1, 0, 2).reshape(n, h * d)[:, self.order] * self.scale
         modulus, k = 2 * self.half_width + 1, self.max_carry
         limit = k * modulus + self.half_width
         q = np.clip((np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64), -limit, limit)
@@ -125,10 +128,13 @@ class KLTActionProcessor(ProcessorMixin):
         """Coefficients `[N, L]` (row i holds counts[i]) -> chunks `[N, H·D]` before the clip, as actok computes
         them: the separable products in float64, or the float32 basis product over the rows sorted by count."""
         n = len(c)
-        if self.order is not None:
-            full = np.zeros((n, len(self.mean)))
+        if self.order is not None:  # in float32, as the dense product
+            h, d = len(self.time_basis), len(self.dim_basis)
+            full = np.zeros((n, h * d), dtype=np.float32)
             full[:, self.order[: c.shape[1]]] = c
-            return self._separable_inverse(full) + self.mean
+            z = np.ascontiguousarray(full.reshape(n, h, d).transpose(1, 0, 2)).reshape(h, n * d)
+            w = (self.time_basis.astype(np.float32) @ z).reshape(h * n, d) @ self.dim_basis.astype(np.float32).T
+            return w.reshape(h, n, d).transpose(1, 0, 2).reshape(n, h * d) + self.mean
         x = np.empty((n, len(self.mean)))
         rows = np.argsort(counts, kind="stable")
         for start in range(0, n, DECODE_GROUP):
@@ -136,17 +142,6 @@ class KLTActionProcessor(ProcessorMixin):
             width = int(counts[group[-1]])
             x[group] = c[group, :width].astype(np.float32) @ self.basis32[:, :width].T + self.mean
         return x
-
-    def _separable_forward(self, centered):
-        """`[N, H·D]` -> coefficients in kron(time_basis, dim_basis) `[N, H·D]`, as two small products."""
-        n, h, d = len(centered), len(self.time_basis), len(self.dim_basis)
-        y = (centered.reshape(n * h, d) @ self.dim_basis).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
-        return (self.time_basis.T @ y).reshape(h, n, d).transpose(1, 0, 2).reshape(n, h * d)
-
-    def _separable_inverse(self, coefficients):
-        n, h, d = len(coefficients), len(self.time_basis), len(self.dim_basis)
-        y = (self.time_basis @ coefficients.reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)).reshape(h, n, d)
-        return (y.transpose(1, 0, 2).reshape(n * h, d) @ self.dim_basis.T).reshape(n, h * d)
 
     def _coefficients(self, symbols):
         """Symbols -> coefficients: carries add up until the next value symbol; a final carry is ignored."""
