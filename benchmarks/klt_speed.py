@@ -5,8 +5,11 @@ episodes with their default parameters (vocab 1024, scale 10) and time `encode` 
 best of `--repeats`, interleaved so that both see the same machine load; the ratios are klt's time / FAST's.
 
     python benchmarks/klt_speed.py --datasets-dir DIR [--dataset unitree_g1_pickbottle] [--horizon 30]
+    python benchmarks/klt_speed.py --datasets-dir DIR --cases g1_h50,reachy2_h30,g1_25ep_h50   # a table
 
 `--datasets-dir` defaults to $ACTOK_SHARED_DATASETS. On G1 the delta transform is applied to the 14 arm joints.
+`--cases` takes the case names of benchmarks/rate_distortion.py (each shared dataset at several horizons, and the
+stand-ins for datasets nobody tuned on) and prints one table row per case.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import warnings
 
 import numpy as np
 from _datasets import add_datasets_dir, datasets_dir
+from rate_distortion import CASES, SYNTHETIC, build_case
 
 from actok import create_tokenizer
 from actok.data import ChunkConfig, LeRobotDatasetReader, build_chunks
@@ -35,35 +39,71 @@ def best_times(calls: dict, repeats: int) -> dict[str, float]:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_datasets_dir(parser)
-    parser.add_argument("--dataset", default="unitree_g1_pickbottle")
-    parser.add_argument("--horizon", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-    folder = datasets_dir(parser, args)
-    config = ChunkConfig(action_horizon=args.horizon, delta_dims=DELTA.get(args.dataset), sample_fraction=1.0)
+def measure(train: np.ndarray, held: np.ndarray, repeats: int) -> dict[str, dict]:
+    """FAST and klt fitted on `train` (default parameters), timed on `held`: per tokenizer its µs per chunk to
+    encode and decode, tokens per chunk, held-out RMSE (and klt's fitted transform and coded components)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        chunks = build_chunks(LeRobotDatasetReader(folder / args.dataset), config)
-        toks = {name: create_tokenizer(name).fit(chunks.train) for name in ("fast", "klt")}
-    held = chunks.holdout
+        toks = {name: create_tokenizer(name).fit(train) for name in ("fast", "klt")}
     ids = {name: tok.encode(held) for name, tok in toks.items()}
     calls = {}
     for name, tok in toks.items():
         calls[f"{name} encode"] = lambda tok=tok: tok.encode(held)
         calls[f"{name} decode"] = lambda tok=tok, name=name: tok.decode(ids[name])
-    best = best_times(calls, args.repeats)
-    print(f"{args.dataset}, H={args.horizon}, D={held.shape[2]}: {len(held)} held-out chunks, best of {args.repeats}")
+    best = best_times(calls, repeats)
+    out = {}
     for name, tok in toks.items():
-        rmse = np.sqrt(np.mean((tok.decode(ids[name]) - held) ** 2))
-        tokens = np.mean([len(s) for s in ids[name]])
-        us = {what: best[f"{name} {what}"] / len(held) * 1e6 for what in ("encode", "decode")}
-        print(f"{name:>5}: encode {us['encode']:6.1f} µs/chunk, decode {us['decode']:6.1f} µs/chunk, "
-              f"{tokens:5.1f} tokens, RMSE {rmse:.4f}")  # fmt: skip
+        out[name] = {what: best[f"{name} {what}"] / len(held) * 1e6 for what in ("encode", "decode")}
+        out[name]["tokens"] = float(np.mean([len(s) for s in ids[name]]))
+        out[name]["rmse"] = float(np.sqrt(np.mean((tok.decode(ids[name]) - held) ** 2)))
+    klt = toks["klt"]
+    out["klt"]["transform"] = f"{klt.fitted_transform[0]} {klt.fitted_transform[1]:g}"
+    out["klt"]["coded"] = f"{klt.basis.shape[1]} of {klt.basis.shape[0]}"
+    return out
+
+
+def print_single(name: str, horizon: int, held: np.ndarray, repeats: int, result: dict) -> None:
+    print(f"{name}, H={horizon}, D={held.shape[2]}: {len(held)} held-out chunks, best of {repeats}")
+    for tok in ("fast", "klt"):
+        r = result[tok]
+        print(f"{tok:>5}: encode {r['encode']:6.1f} µs/chunk, decode {r['decode']:6.1f} µs/chunk, "
+              f"{r['tokens']:5.1f} tokens, RMSE {r['rmse']:.4f}")  # fmt: skip
     for what in ("encode", "decode"):
-        print(f"klt / FAST {what} time: {best[f'klt {what}'] / best[f'fast {what}']:.2f}")
+        print(f"klt / FAST {what} time: {result['klt'][what] / result['fast'][what]:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_datasets_dir(parser)
+    parser.add_argument("--dataset", default="unitree_g1_pickbottle")
+    parser.add_argument("--horizon", type=int, default=30)
+    parser.add_argument("--cases", default=None, help=f"rate_distortion.py cases: {','.join([*CASES, SYNTHETIC])}")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    folder = datasets_dir(parser, args)
+    if args.cases is None:
+        config = ChunkConfig(action_horizon=args.horizon, delta_dims=DELTA.get(args.dataset), sample_fraction=1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chunks = build_chunks(LeRobotDatasetReader(folder / args.dataset), config)
+        result = measure(chunks.train, chunks.holdout, args.repeats)
+        print_single(args.dataset, args.horizon, chunks.holdout, args.repeats, result)
+        return
+    unknown = [name for name in args.cases.split(",") if name not in CASES and name != SYNTHETIC]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join([*CASES, SYNTHETIC])}")
+    print(f"best of {args.repeats}, µs per chunk; ratios: klt time / FAST time")
+    print("| case | H x D | held-out chunks | klt transform | coded | FAST encode / decode | klt encode / decode "
+          "| klt / FAST encode, decode |")  # fmt: skip
+    print("|" + "---|" * 8)
+    for name in args.cases.split(","):
+        case = build_case(name, folder)
+        r = measure(case.train, case.holdout, args.repeats)
+        f, k = r["fast"], r["klt"]
+        print(f"| {name} | {case.holdout.shape[1]} x {case.holdout.shape[2]} | {len(case.holdout)} | "
+              f"{k['transform']} | {k['coded']} | {f['encode']:.1f} / {f['decode']:.1f} | "
+              f"{k['encode']:.1f} / {k['decode']:.1f} | {k['encode'] / f['encode']:.2f}, "
+              f"{k['decode'] / f['decode']:.2f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Cases: each shared dataset at several horizons (QUANTILES normalization, 10% of 
 variants built from them to stand in for datasets nobody tuned on: few episodes, a subset of dims, 100 Hz-like
 resampling (30 Hz chunks of 15 steps interpolated to 50), and synthetic 40-D chunks. Both tokenizers use their
 default parameters and vocab 1024; klt's scale is searched until its held-out RMSE is within 2% of FAST's at
-scale 10 (`actok.bench.compare`). Prints one table row per case and writes every measurement as JSON.
+scale 10 (`actok.bench.compare`). Prints one table row per case and writes every measurement as JSON (its batch
+encode/decode times are taken while the other cases run: benchmarks/klt_speed.py measures speed).
 
     python benchmarks/rate_distortion.py --datasets-dir DIR --json rd.json [--cases pusht_h10,g1_h30] [--engine ray]
         (--datasets-dir defaults to $ACTOK_SHARED_DATASETS)
@@ -120,9 +121,9 @@ def main() -> None:
     print(
         "| case | H x D | train chunks | FAST tokens @ RMSE | klt tokens | fewer | klt transform | "
         "gap to KLT bound (tokens) FAST / klt | 5% noise ΔRMSE FAST / klt | random ids valid FAST / klt | "
-        "klt prefix RMSE 25/50/75/100% | encode / decode µs FAST / klt |"
+        "klt prefix RMSE 25/50/75/100% |"
     )
-    print("|" + "---|" * 12)
+    print("|" + "---|" * 11)
     rows = []
     items = [(n, str(folder), args.fast_scale) for n in names]
     for i, row in run_grid(run_case, items, engine=args.engine):
@@ -138,9 +139,7 @@ def main() -> None:
             f"{f['klt_bound_gap_tokens']:.1f} / {k['klt_bound_gap_tokens']:.1f} | "
             f"{f['noise_5pct_rmse_increase']:.3f} / {k['noise_5pct_rmse_increase']:.3f} | "
             f"{f['random_sequences_valid_fraction']:.0%} / {k['random_sequences_valid_fraction']:.0%} | "
-            f"{' / '.join(f'{r:.3f}' for r in k['prefix_rmse'])} | "
-            f"{f['encode_us_per_chunk']:.0f} / {f['decode_us_per_chunk']:.0f} vs "
-            f"{k['encode_us_per_chunk']:.0f} / {k['decode_us_per_chunk']:.0f} |",
+            f"{' / '.join(f'{r:.3f}' for r in k['prefix_rmse'])} |",
             flush=True,
         )
     if rows:

@@ -51,7 +51,7 @@ class KLTActionProcessor(ProcessorMixin):
         self._symbols = [np.zeros(0, dtype=np.int64)] * self._n_vocab
         for token, i in vocab.items():
             self._symbols[i] = np.array([ord(c) - BASE for c in token], dtype=np.int64)
-        self.mean = self.basis = self.basis32 = self.value_low = self.value_high = None
+        self.mean = self.basis = self.rows32 = self.value_low = self.value_high = None
         self.time_basis = self.dim_basis = self.order = None
 
     @classmethod
@@ -60,7 +60,7 @@ class KLTActionProcessor(ProcessorMixin):
         hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
         with np.load(cached_file(pretrained_model_name_or_path, BASIS_FILE, **hub)) as data:
             processor.mean, processor.basis = data["mean"], data["basis"]
-            processor.basis32 = processor.basis.astype(np.float32)  # decode's product, as actok's
+            processor.rows32 = np.ascontiguousarray(processor.basis.T, dtype=np.float32)  # decode's, as actok's
             processor.value_low, processor.value_high = data["value_low"], data["value_high"]
             if "order" in data.files:  # a separable transform: two small products instead of the basis
                 processor.time_basis, processor.dim_basis = data["time_basis"], data["dim_basis"]
@@ -140,7 +140,7 @@ class KLTActionProcessor(ProcessorMixin):
         for start in range(0, n, DECODE_GROUP):
             group = rows[start : start + DECODE_GROUP]
             width = int(counts[group[-1]])
-            x[group] = c[group, :width].astype(np.float32) @ self.basis32[:, :width].T + self.mean
+            x[group] = c[group, :width].astype(np.float32) @ self.rows32[:width] + self.mean
         return x
 
     def _coefficients(self, symbols):
