@@ -6,10 +6,12 @@ best of `--repeats`, interleaved so that both see the same machine load; the rat
 
     python benchmarks/klt_speed.py --datasets-dir DIR [--dataset unitree_g1_pickbottle] [--horizon 30]
     python benchmarks/klt_speed.py --datasets-dir DIR --cases g1_h50,reachy2_h30,g1_25ep_h50   # a table
+    python benchmarks/klt_speed.py --datasets-dir DIR --horizon 50 --batch-sizes 1,10,100      # per call
 
 `--datasets-dir` defaults to $ACTOK_SHARED_DATASETS. On G1 the delta transform is applied to the 14 arm joints.
 `--cases` takes the case names of benchmarks/rate_distortion.py (each shared dataset at several horizons, and the
-stand-ins for datasets nobody tuned on) and prints one table row per case.
+stand-ins for datasets nobody tuned on) and prints one table row per case. `--batch-sizes` times calls on the
+first n held-out chunks instead (µs per call, best of at least `--repeats` and of ~2000 chunks' worth of calls).
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ def best_times(calls: dict, repeats: int) -> dict[str, float]:
     return best
 
 
+def fitted(train: np.ndarray) -> dict:
+    """FAST and klt at their default parameters, fitted on `train`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {name: create_tokenizer(name).fit(train) for name in ("fast", "klt")}
+
+
 def measure(train: np.ndarray, held: np.ndarray, repeats: int) -> dict[str, dict]:
     """FAST and klt fitted on `train` (default parameters), timed on `held`: per tokenizer its µs per chunk to
     encode and decode, tokens per chunk, held-out RMSE (and klt's fitted transform and coded components)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        toks = {name: create_tokenizer(name).fit(train) for name in ("fast", "klt")}
+    toks = fitted(train)
     ids = {name: tok.encode(held) for name, tok in toks.items()}
     calls = {}
     for name, tok in toks.items():
@@ -60,6 +67,23 @@ def measure(train: np.ndarray, held: np.ndarray, repeats: int) -> dict[str, dict
     out["klt"]["transform"] = f"{klt.fitted_transform[0]} {klt.fitted_transform[1]:g}"
     out["klt"]["coded"] = f"{klt.basis.shape[1]} of {klt.basis.shape[0]}"
     return out
+
+
+def per_call(train: np.ndarray, held: np.ndarray, sizes: list[int], repeats: int) -> None:
+    """Print each tokenizer's µs per encode and decode call of the first n held-out chunks, for n in `sizes`."""
+    toks = fitted(train)
+    print(f"µs per call (best of at least {repeats}); klt time / FAST time in brackets")
+    for n in sizes:
+        x = held[:n]
+        ids = {name: tok.encode(x) for name, tok in toks.items()}
+        calls = {}
+        for name, tok in toks.items():
+            calls[f"{name} encode"] = lambda tok=tok, x=x: tok.encode(x)
+            calls[f"{name} decode"] = lambda tok=tok, seqs=ids[name]: tok.decode(seqs)
+        best = {k: v * 1e6 for k, v in best_times(calls, max(repeats, 2000 // len(x))).items()}
+        print(f"{len(x):5d} chunks: " + ", ".join(
+            f"{what} FAST {best[f'fast {what}']:.0f} klt {best[f'klt {what}']:.0f} "
+            f"({best[f'klt {what}'] / best[f'fast {what}']:.2f})" for what in ("encode", "decode")))  # fmt: skip
 
 
 def print_single(name: str, horizon: int, held: np.ndarray, repeats: int, result: dict) -> None:
@@ -79,6 +103,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=30)
     parser.add_argument("--cases", default=None, help=f"rate_distortion.py cases: {','.join([*CASES, SYNTHETIC])}")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated chunks per call, e.g. 1,10,100")
     args = parser.parse_args()
     folder = datasets_dir(parser, args)
     if args.cases is None:
@@ -86,6 +111,9 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             chunks = build_chunks(LeRobotDatasetReader(folder / args.dataset), config)
+        if args.batch_sizes is not None:
+            per_call(chunks.train, chunks.holdout, [int(n) for n in args.batch_sizes.split(",")], args.repeats)
+            return
         result = measure(chunks.train, chunks.holdout, args.repeats)
         print_single(args.dataset, args.horizon, chunks.holdout, args.repeats, result)
         return

@@ -242,14 +242,25 @@ def encode_symbols(symbols: np.ndarray, offsets: np.ndarray, tables: SymbolEncod
     over code points (`SymbolEncodeTables`), on row blocks spread over the CPU cores for large batches."""
     symbols = np.ascontiguousarray(symbols, dtype=np.int32)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    return encode_symbol_blocks(lambda rows: (symbols, offsets[rows.start : rows.stop + 1]), len(offsets) - 1, tables)
+
+
+def encode_symbol_blocks(spell: Callable, n: int, tables: SymbolEncodeTables) -> list[list[int]]:
+    """Ids per row of `n` rows whose symbols `spell(rows)` gives for a slice of rows (flat alphabet indices int32,
+    and the rows' offsets into them `[len + 1]`), spelled and BPE-encoded on row blocks spread over the CPU cores
+    for large batches (`spell` runs in the block's thread: compiled loops that release the GIL spread too)."""
 
     def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:
-        part = offsets[rows.start : rows.stop + 1]
-        return _kernels().encode_symbols(symbols, part, tables.symbol_ids, *tables.merges.as_tuple())
+        symbols, offsets = spell(rows)
+        return _kernels().encode_symbols(symbols, offsets, tables.symbol_ids, *tables.merges.as_tuple())
 
-    parts = row_blocks(len(offsets) - 1)
-    pieces = [work(parts[0])] if len(parts) == 1 else list(_pool().map(work, parts))
-    return [row for flat, out_offsets in pieces for row in split_rows(flat, out_offsets)]
+    return [row for flat, out_offsets in map_row_blocks(work, n) for row in split_rows(flat, out_offsets)]
+
+
+def map_row_blocks(work: Callable, n: int) -> list:
+    """`work(rows)` for each of `row_blocks(n)`, in order: on this process's thread pool when there are several."""
+    parts = row_blocks(n)
+    return [work(parts[0])] if len(parts) == 1 else list(_pool().map(work, parts))
 
 
 def encode_chunks(
@@ -268,8 +279,7 @@ def encode_chunks(
             out.append(_kernels().encode_coefficients(coeff, *args))
         return out
 
-    parts = row_blocks(len(chunks))
-    pieces = [piece for block in ([work(parts[0])] if len(parts) == 1 else _pool().map(work, parts)) for piece in block]
+    pieces = [piece for block in map_row_blocks(work, len(chunks)) for piece in block]
     ids = [row for flat, offsets, _ in pieces for row in split_rows(flat, offsets)]
     return ids, np.concatenate([flags for *_, flags in pieces]) if pieces else np.zeros(0, np.int8)
 
@@ -328,11 +338,7 @@ def decode_ids(
         if finish is not None:
             finish(rows, *block)
 
-    parts = row_blocks(n)
-    if len(parts) == 1:
-        work(parts[0])
-    else:
-        list(_pool().map(work, parts))
+    map_row_blocks(work, n)
     return out
 
 

@@ -34,7 +34,7 @@ coefficient count, each group by only the basis vectors it needs.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -485,27 +485,29 @@ class KLTTokenizer(ActionTokenizer):
                 q = self.quantize(block)
                 ids += [e.ids for e in self.bpe.encode_batch_fast(self._strings(q))]
             else:
-                ids += kernels.encode_symbols(*self._spell_compiled(block), self._encode_tables)
+                ids += kernels.encode_symbol_blocks(self._speller(block), len(block), self._encode_tables)
         return ids
 
-    def _spell_compiled(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Chunks `[N, H, D]` -> `spell_rows`' symbols and row offsets, the ids of the float64 coefficients
-        (`coefficients`). A separable transform runs its two small products. A dense basis on F32_MIN_SIZE values
-        and more: the product in float32 (sgemm, about twice dgemm's speed), each coefficient within the float32
-        error bound of a quantization edge recomputed in float64. The bound: a dot product of P terms in float32,
-        inputs rounded to float32, errs by at most (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors
-        unit length)."""
-        flat, compiled, layout = flatten_rows(chunks), self._kernels, (self.half_width, self.max_carry)
-        if self.separable is not None:
-            c = self.separable.forward(flat - self.mean, compiled)
-            return compiled.spell_rows(c, self.scale, self.deadzone, *layout)
-        if flat.shape[1] < F32_MIN_SIZE:
-            return compiled.spell_rows((flat - self.mean) @ self.basis, self.scale, self.deadzone, *layout)
+    def _speller(self, chunks: np.ndarray) -> Callable[[slice], tuple[np.ndarray, np.ndarray]]:
+        """Chunks `[N, H, D]` -> `spell(rows)`: the symbols and row offsets (`spell_rows`) of a slice of the chunks,
+        the ids of the float64 coefficients (`coefficients`), for `encode_symbol_blocks` to run on row blocks in
+        threads. The coefficients are computed here for all chunks at once: a separable transform's two small
+        products; a dense basis on F32_MIN_SIZE values and more, the product in float32 (sgemm, about twice
+        dgemm's speed), `spell_rows_f32` recomputing in float64 each coefficient within the float32 error bound of
+        a quantization edge. The bound: a dot product of P terms in float32, inputs rounded to float32, errs by at
+        most (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors unit length)."""
+        flat, compiled, fixed = flatten_rows(chunks), self._kernels, (self.scale, self.deadzone, *self._layout())
+        if self.separable is not None or flat.shape[1] < F32_MIN_SIZE:
+            c = self.coefficients(chunks)
+            return lambda rows: compiled.spell_rows(c[rows], *fixed)
         centered32, norms = compiled.center_f32(flat, self.mean)
+        c32 = centered32 @ self._basis32
         tol = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale * norms
-        return compiled.spell_rows_f32(
-            centered32 @ self._basis32, flat, self.mean, self._basis_t, tol, self.scale, self.deadzone, *layout
-        )
+        return lambda rows: compiled.spell_rows_f32(c32[rows], flat[rows], self.mean, self._basis_t, tol[rows], *fixed)
+
+    def _layout(self) -> tuple[int, int]:
+        """The symbol layout (half-width T, largest carry K) (`carry_layout`)."""
+        return self.half_width, self.max_carry
 
     def _alphabet_size(self) -> int:
         return 2 * self.half_width + 1 + 2 * self.max_carry
