@@ -139,6 +139,7 @@ def test_build_specs_adds_continuous_and_noop_once_and_expands_heads_and_sweeps(
         ("nope", ["autoregressive"], "'nope' is neither a registered tokenizer nor a tokenizer folder"),
         ("binning", ["sideways"], "unknown head sideways; choose from: autoregressive, parallel"),
         ("binning,binning", ["autoregressive"], "the same policy is requested twice"),
+        (" , ", ["autoregressive"], "--tokenizers is empty; give tokenizer names or folders"),
     ],
 )
 def test_build_specs_errors(tokenizers, heads, message):
@@ -225,6 +226,8 @@ def test_closed_loop_noop_is_seeded_and_scored(data):
         (["--env", "mujoco"], "unknown env 'mujoco'; choose from: auto, none, pusht"),
         (["--decode-policy", "guess"], "unknown decode policy 'guess'; choose from: relaxed, zeros, hold"),
         (["--seeds", "0,x"], "--seeds must be comma-separated integers such as 0,1,2, got '0,x'"),
+        (["--seeds", "0,1,0"], "--seeds lists seed 0 more than once ('0,1,0'): each seed trains once"),
+        (["--tokenizers", ""], "--tokenizers is empty; give tokenizer names or folders"),
         (["--n-action-steps", "20"], "--n-action-steps 20 exceeds --action-horizon 16"),
         (["--engine", "spark"], "unknown engine 'spark'; choose one of: local, ray"),
         (["--skip-training"], "--skip-training needs an existing"),

@@ -61,8 +61,13 @@ def build_specs(tokenizers: str, sweeps: list[str], heads: list[str]) -> list[Po
     bad = [h for h in heads if h not in HEADS]
     if bad or not heads:
         raise ActokError(f"unknown head {', '.join(bad) or '(none given)'}; choose from: {', '.join(HEADS)}")
+    entries = [t.strip() for t in tokenizers.split(",") if t.strip()]
+    if not entries and not sweeps:
+        raise ActokError(
+            "--tokenizers is empty; give tokenizer names or folders (e.g. fast,klt), continuous or noop, or a --sweep"
+        )
     base: list[PolicySpec] = []
-    for entry in [t.strip() for t in tokenizers.split(",") if t.strip()]:
+    for entry in entries:
         if entry in EXTRA_POLICIES:
             continue
         if entry in available_tokenizers():  # a registered name wins over a folder of the same name

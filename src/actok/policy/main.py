@@ -121,11 +121,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if not 0.0 < args.holdout_fraction < 1.0:
         raise ActokError(f"--holdout-fraction must be in (0, 1), got {args.holdout_fraction}")
     try:
-        out["seeds"] = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
+        out["seeds"] = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise ActokError(f"--seeds must be comma-separated integers such as 0,1,2, got {args.seeds!r}") from None
     if not out["seeds"] or min(out["seeds"]) < 0:
         raise ActokError(f"--seeds must be non-negative integers such as 0,1,2, got {args.seeds!r}")
+    twice = sorted({s for s in out["seeds"] if out["seeds"].count(s) > 1})
+    if twice:
+        raise ActokError(f"--seeds lists seed {twice[0]} more than once ({args.seeds!r}): each seed trains once")
     return out
 
 
