@@ -61,3 +61,22 @@ def test_an_unreachable_ray_address_is_one_line_and_fast(address):
     match = f"could not connect to Ray at {address}: nothing answers at 127.0.0.1:9"
     with pytest.raises(ActokError, match=match), ray_session(address):
         pass
+
+
+def test_an_initialized_ray_is_reused_and_a_different_address_is_said(monkeypatch):
+    """A user's own Ray session is used as it is; an address given as well would be ignored, so a warning says so."""
+    import types
+    import warnings
+
+    import actok.executor as executor
+    from actok.errors import ActokWarning
+
+    fake = types.SimpleNamespace(is_initialized=lambda: True)
+    monkeypatch.setattr(executor, "import_ray", lambda: fake)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with executor.ray_session() as ray:
+            assert ray is fake
+    match = "already initialized in this process: the run uses that session, not the address 10.0.0.1:6379"
+    with pytest.warns(ActokWarning, match=match), executor.ray_session("10.0.0.1:6379") as ray:
+        assert ray is fake

@@ -18,10 +18,11 @@ import contextlib
 import os
 import re
 import socket
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from actok.errors import ActokError
+from actok.errors import ActokError, ActokWarning
 
 ENGINES = ("local", "ray")
 T = TypeVar("T")
@@ -61,6 +62,12 @@ def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> 
     """
     ray = import_ray()
     if ray.is_initialized():
+        if ray_address not in (None, "local"):
+            warnings.warn(
+                f"Ray is already initialized in this process: the run uses that session, not the address {ray_address}",
+                ActokWarning,
+                stacklevel=3,
+            )
         yield ray
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
