@@ -198,8 +198,8 @@ def fitted_basis(
     centered: np.ndarray, horizon: int, action_dim: int, chosen: tuple[str, float]
 ) -> Separable | np.ndarray:
     """The transform of a chosen (transform, shrinkage) for the centered flattened chunks `[N, H·D]`: the factors of
-    "dct" and "separable" (and "klt" at shrinkage 1, the separable prior itself), each coefficient variance computed
-    as `candidate_bases` does; else the dense basis `[H·D, H·D]`."""
+    "dct" (frequency-major, as FAST) and "separable" (and "klt" at shrinkage 1, the separable prior itself; its
+    coefficients by decreasing variance over the chunks); else the dense basis `[H·D, H·D]` (`candidate_bases`)."""
     kind, alpha = chosen
     if kind == "klt" and alpha < 1:
         return candidate_bases(centered, horizon, action_dim, [chosen])[0]
