@@ -408,3 +408,32 @@ def test_saved_separable_factors_and_legacy_square_bases_load(pusht_chunks, tmp_
     old = load_tokenizer(folder)
     assert old.basis.shape == (20, 20)
     assert np.isfinite(old.decode(old.encode(x))).all()
+
+
+@pytest.mark.parametrize("transform", ["klt", "dct"])
+def test_values_far_outside_the_training_range_clip_on_their_own_side(transform, monkeypatch):
+    """Chunks far outside the training range (up to 1e300) encode as if each coefficient were clipped into the
+    symbol layout on the side it lies on: quantization does not wrap through int64 (which turned +1e19 into the
+    most negative value), and the float32 product (F32_MIN_SIZE lowered; values beyond float32's range, where it
+    gives inf and NaN) recomputes those coefficients in float64: the numpy path's ids."""
+    pytest.importorskip("numba")
+    from actok.tokenizers import klt
+
+    monkeypatch.setattr(klt, "F32_MIN_SIZE", 0)
+    x = _smooth_chunks(200, 10, 3)
+    tok = create_tokenizer("klt", transform=transform).fit(x)
+    mean = tok.mean.reshape(10, 3)
+    for magnitude in (1e17, 1e19, 1e39, 1e300):
+        huge = mean + magnitude * (x[:4] - mean)
+        c, q = tok.coefficients(huge), tok.quantize(huge)
+        beyond = np.abs(c) * tok.scale >= 1
+        assert beyond.any() and (np.sign(q[beyond]) == np.sign(c[beyond])).all()
+        assert tok.encode(huge) == _numpy_paths(tok).encode(huge)
+        low, high = (tok.decode(tok.encode(mean[None] + sign * magnitude)) for sign in (-1, 1))
+        assert low.mean() < high.mean()
+
+
+def test_empty_batches_go_through_the_numpy_separable_transform():
+    tok = _numpy_paths(create_tokenizer("klt", transform="separable").fit(_smooth_chunks(100, 10, 3)))
+    assert tok.quantize(np.zeros((0, 10, 3))).shape == (0, tok.basis.shape[1])
+    assert tok.count_clipped(np.zeros((0, 10, 3))) == 0

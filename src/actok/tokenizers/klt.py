@@ -70,6 +70,7 @@ F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: ev
 CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
+MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (far beyond any symbol layout): no int64 wrap-around
 
 
 @cache
@@ -174,7 +175,7 @@ class Separable(NamedTuple):
         if compiled is not None:
             d = len(self.dims)
             return compiled.gather_coefficients(z, self.order // d, self.order % d)
-        return z.transpose(1, 0, 2).reshape(len(centered), -1)[:, self.order]
+        return z.transpose(1, 0, 2).reshape(len(centered), z.shape[0] * z.shape[2])[:, self.order]
 
     def inverse(self, c: np.ndarray, counts: np.ndarray, rows: np.ndarray, compiled: Any = None) -> np.ndarray:
         """The first L <= K coded coefficients `[N, L]` (float32; row r is chunk `rows[r]`, which holds
@@ -222,8 +223,8 @@ def coded_components(q: np.ndarray) -> int:
 
 def deadzone_quantize(c: np.ndarray, deadzone: float) -> np.ndarray:
     """Scaled coefficients -> integers: |c| below `deadzone` -> 0, larger ones rounded down towards zero with the
-    zero bin's edge as the first step (deadzone 0.5: plain rounding)."""
-    return (np.sign(c) * np.floor(np.abs(c) + 1.0 - deadzone)).astype(np.int64)
+    zero bin's edge as the first step (deadzone 0.5: plain rounding); magnitudes stop at MAX_QUANTIZED."""
+    return (np.sign(c) * np.floor(np.minimum(np.abs(c) + 1.0 - deadzone, MAX_QUANTIZED))).astype(np.int64)
 
 
 def deadzone_dequantize(q: np.ndarray, deadzone: float) -> np.ndarray:
@@ -501,7 +502,8 @@ class KLTTokenizer(ActionTokenizer):
             c = self.coefficients(chunks)
             return lambda rows: compiled.spell_rows(c[rows], *fixed)
         centered32, norms = compiled.center_f32(flat, self.mean)
-        c32 = centered32 @ self._basis32
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed in float64
+            c32 = centered32 @ self._basis32
         tol = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale * norms
         return lambda rows: compiled.spell_rows_f32(c32[rows], flat[rows], self.mean, self._basis_t, tol[rows], *fixed)
 

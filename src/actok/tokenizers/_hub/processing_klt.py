@@ -23,6 +23,7 @@ from transformers.utils import cached_file
 
 BASE = 0x100  # code point of the smallest coefficient symbol
 BASIS_FILE = "klt_basis.npz"
+MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (beyond the symbol layout): no int64 wrap-around
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -82,7 +83,8 @@ class KLTActionProcessor(ProcessorMixin):
             c = z.transpose(1, 0, 2).reshape(n, h * d)[:, self.order] * self.scale
         modulus, k = 2 * self.half_width + 1, self.max_carry
         limit = k * modulus + self.half_width
-        q = np.clip((np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64), -limit, limit)
+        magnitude = np.minimum(np.abs(c) + 1.0 - self.deadzone, MAX_QUANTIZED)
+        q = np.clip((np.sign(c) * np.floor(magnitude)).astype(np.int64), -limit, limit)
         strings = []
         for row in q.tolist():
             while row and row[-1] == 0:  # the end of the string is the end of block
