@@ -437,3 +437,20 @@ def test_empty_batches_go_through_the_numpy_separable_transform():
     tok = _numpy_paths(create_tokenizer("klt", transform="separable").fit(_smooth_chunks(100, 10, 3)))
     assert tok.quantize(np.zeros((0, 10, 3))).shape == (0, tok.basis.shape[1])
     assert tok.count_clipped(np.zeros((0, 10, 3))) == 0
+
+
+def test_factors_must_be_orthonormal(tmp_path):
+    """A time basis column no coded coefficient uses passes the check against the basis, but 1e300 there (inf in
+    float32) made every decode NaN, hence invalid: the factors themselves must be orthonormal."""
+    from actok import load_tokenizer
+
+    tok = create_tokenizer("klt", transform="separable").fit(_smooth_chunks())
+    unused = sorted(set(range(20)) - set((tok.separable.order // 12).tolist()))
+    assert unused  # the high frequencies are not coded
+    folder = tok.save(tmp_path / "sep")
+    with np.load(folder / "klt_basis.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["time_basis"][:, unused[-1]] = 1e300
+    np.savez(folder / "klt_basis.npz", **arrays)
+    with pytest.raises(ActokError, match=r"holds separable factors .* orthonormal time_basis \(20, 20\)"):
+        load_tokenizer(folder)

@@ -678,6 +678,11 @@ def _read_basis(path: Path, horizon: int, action_dim: int) -> tuple[dict[str, np
     return {name: arrays[name] for name in BASIS_ARRAYS}, _read_factors(path, arrays, horizon, action_dim)
 
 
+def _orthonormal(matrix: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: not orthonormal, no warning
+        return bool(np.allclose(matrix.T @ matrix, np.eye(len(matrix)), atol=1e-6))
+
+
 def _read_factors(path: Path, arrays: dict[str, np.ndarray], horizon: int, action_dim: int) -> Separable | None:
     """The separable factors among `arrays` (none, or all of FACTOR_ARRAYS, equal to the basis), or `ActokError`."""
     present = [name for name in FACTOR_ARRAYS if name in arrays]
@@ -696,11 +701,12 @@ def _read_factors(path: Path, arrays: dict[str, np.ndarray], horizon: int, actio
         or not np.isfinite(time).all()
         or not np.isfinite(dims).all()
         or not ((order >= 0) & (order < len(basis))).all()
+        or not all(_orthonormal(factor) for factor in (time, dims))  # the columns no coefficient uses too
         or not np.allclose(np.kron(time, dims)[:, order], basis, atol=1e-9)
     ):
         raise ActokError(
             f"{path} holds separable factors ({', '.join(FACTOR_ARRAYS)}) that are not those of its basis: "
-            f"time_basis ({horizon}, {horizon}) and dim_basis ({action_dim}, {action_dim}) whose Kronecker product's "
-            f"columns at order ({basis.shape[1]},) are the basis"
+            f"orthonormal time_basis ({horizon}, {horizon}) and dim_basis ({action_dim}, {action_dim}) whose "
+            f"Kronecker product's columns at order ({basis.shape[1]},) are the basis"
         )
     return Separable(time.astype(np.float64), dims.astype(np.float64), order.astype(np.int64))
