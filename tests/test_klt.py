@@ -454,3 +454,21 @@ def test_factors_must_be_orthonormal(tmp_path):
     np.savez(folder / "klt_basis.npz", **arrays)
     with pytest.raises(ActokError, match=r"holds separable factors .* orthonormal time_basis \(20, 20\)"):
         load_tokenizer(folder)
+
+
+def test_processor_decodes_malformed_rows_as_actok_does(pusht_chunks, tmp_path, monkeypatch):
+    """Rows that are not flat sequences of numbers (a string, None, nested or ragged lists) are invalid, decoded as
+    empty, in the exported processor as in actok (it raised on some and decoded nested ids as valid), also one
+    holding a Python int beyond int64."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = create_tokenizer("klt", transform="dct").fit(pusht_chunks.train[:400])
+    processor = transformers.AutoProcessor.from_pretrained(str(tok.save(tmp_path / "k")), trust_remote_code=True)
+    good = tok.encode(pusht_chunks.holdout[:2])
+    rows = [good[0], "ab", None, [[1, 2], [3]], [good[1]], [*good[1], 2**70], [0.5, 2], np.array(good[0]), []]
+    for batch in (rows, [None, *good]):
+        for policy in ("zeros", "relaxed"):
+            out, valid = processor.decode(batch, on_invalid=policy, return_valid=True)
+            expected, expected_valid = tok.decode(batch, on_invalid=policy, return_valid=True)
+            np.testing.assert_array_equal(valid, expected_valid)
+            np.testing.assert_array_equal(out, expected)
