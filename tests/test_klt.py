@@ -472,3 +472,8 @@ def test_processor_decodes_malformed_rows_as_actok_does(pusht_chunks, tmp_path, 
             expected, expected_valid = tok.decode(batch, on_invalid=policy, return_valid=True)
             np.testing.assert_array_equal(valid, expected_valid)
             np.testing.assert_array_equal(out, expected)
+
+
+def test_a_scale_no_vocabulary_can_hold_asks_for_a_smaller_scale():
+    with pytest.raises(ActokError, match=r"coefficient symbols \+ 1 at scale 1e\+06: use a smaller scale$"):
+        create_tokenizer("klt", scale=1e6).fit(_smooth_chunks(50, 10, 3))

@@ -468,7 +468,9 @@ class KLTTokenizer(ActionTokenizer):
         if span + 1 > self._vocab_size:
             raise ActokError(
                 f"vocab_size {self._vocab_size} is smaller than the {span} coefficient symbols + 1 at scale "
-                f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
+                f"{self.scale:g}: use "
+                + (f"vocab_size >= {span + 1} or " if span < MAX_VOCAB else "")
+                + "a smaller scale"
             )
         self.bpe = train_bpe(self._strings(q), self._vocab_size, span, first_symbol=BASE, byte_level=False)
         self._prepare()
