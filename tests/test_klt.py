@@ -408,3 +408,72 @@ def test_saved_separable_factors_and_legacy_square_bases_load(pusht_chunks, tmp_
     old = load_tokenizer(folder)
     assert old.basis.shape == (20, 20)
     assert np.isfinite(old.decode(old.encode(x))).all()
+
+
+@pytest.mark.parametrize("transform", ["klt", "dct"])
+def test_values_far_outside_the_training_range_clip_on_their_own_side(transform, monkeypatch):
+    """Chunks far outside the training range (up to 1e300) encode as if each coefficient were clipped into the
+    symbol layout on the side it lies on: quantization does not wrap through int64 (which turned +1e19 into the
+    most negative value), and the float32 product (F32_MIN_SIZE lowered; values beyond float32's range, where it
+    gives inf and NaN) recomputes those coefficients in float64: the numpy path's ids."""
+    pytest.importorskip("numba")
+    from actok.tokenizers import klt
+
+    monkeypatch.setattr(klt, "F32_MIN_SIZE", 0)
+    x = _smooth_chunks(200, 10, 3)
+    tok = create_tokenizer("klt", transform=transform).fit(x)
+    mean = tok.mean.reshape(10, 3)
+    for magnitude in (1e17, 1e19, 1e39, 1e300):
+        huge = mean + magnitude * (x[:4] - mean)
+        c, q = tok.coefficients(huge), tok.quantize(huge)
+        beyond = np.abs(c) * tok.scale >= 1
+        assert beyond.any() and (np.sign(q[beyond]) == np.sign(c[beyond])).all()
+        assert tok.encode(huge) == _numpy_paths(tok).encode(huge)
+        low, high = (tok.decode(tok.encode(mean[None] + sign * magnitude)) for sign in (-1, 1))
+        assert low.mean() < high.mean()
+
+
+def test_empty_batches_go_through_the_numpy_separable_transform():
+    tok = _numpy_paths(create_tokenizer("klt", transform="separable").fit(_smooth_chunks(100, 10, 3)))
+    assert tok.quantize(np.zeros((0, 10, 3))).shape == (0, tok.basis.shape[1])
+    assert tok.count_clipped(np.zeros((0, 10, 3))) == 0
+
+
+def test_factors_must_be_orthonormal(tmp_path):
+    """A time basis column no coded coefficient uses passes the check against the basis, but 1e300 there (inf in
+    float32) made every decode NaN, hence invalid: the factors themselves must be orthonormal."""
+    from actok import load_tokenizer
+
+    tok = create_tokenizer("klt", transform="separable").fit(_smooth_chunks())
+    unused = sorted(set(range(20)) - set((tok.separable.order // 12).tolist()))
+    assert unused  # the high frequencies are not coded
+    folder = tok.save(tmp_path / "sep")
+    with np.load(folder / "klt_basis.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["time_basis"][:, unused[-1]] = 1e300
+    np.savez(folder / "klt_basis.npz", **arrays)
+    with pytest.raises(ActokError, match=r"holds separable factors .* orthonormal time_basis \(20, 20\)"):
+        load_tokenizer(folder)
+
+
+def test_processor_decodes_malformed_rows_as_actok_does(pusht_chunks, tmp_path, monkeypatch):
+    """Rows that are not flat sequences of numbers (a string, None, nested or ragged lists) are invalid, decoded as
+    empty, in the exported processor as in actok (it raised on some and decoded nested ids as valid), also one
+    holding a Python int beyond int64."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = create_tokenizer("klt", transform="dct").fit(pusht_chunks.train[:400])
+    processor = transformers.AutoProcessor.from_pretrained(str(tok.save(tmp_path / "k")), trust_remote_code=True)
+    good = tok.encode(pusht_chunks.holdout[:2])
+    rows = [good[0], "ab", None, [[1, 2], [3]], [good[1]], [*good[1], 2**70], [0.5, 2], np.array(good[0]), []]
+    for batch in (rows, [None, *good]):
+        for policy in ("zeros", "relaxed"):
+            out, valid = processor.decode(batch, on_invalid=policy, return_valid=True)
+            expected, expected_valid = tok.decode(batch, on_invalid=policy, return_valid=True)
+            np.testing.assert_array_equal(valid, expected_valid)
+            np.testing.assert_array_equal(out, expected)
+
+
+def test_a_scale_no_vocabulary_can_hold_asks_for_a_smaller_scale():
+    with pytest.raises(ActokError, match=r"coefficient symbols \+ 1 at scale 1e\+06: use a smaller scale$"):
+        create_tokenizer("klt", scale=1e6).fit(_smooth_chunks(50, 10, 3))

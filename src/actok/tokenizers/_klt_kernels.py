@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from actok.tokenizers._bytelevel_bpe import _jit
+from actok.tokenizers.klt import MAX_QUANTIZED
 
 
 @_jit
@@ -42,7 +43,7 @@ def spell_rows_f32(c32, flat, mean, basis_t, tol, scale, deadzone, half, carries
             value = np.float64(c32[i, t])
             edge = np.abs(value * scale) + 1.0 - deadzone
             edge -= np.floor(edge)
-            if edge < tol[i] or edge > 1.0 - tol[i]:
+            if not (edge >= tol[i] and edge <= 1.0 - tol[i]):  # also a NaN (inf or NaN in float32)
                 if not centered_ready:
                     for j in range(flat.shape[1]):
                         centered[j] = flat[i, j] - mean[j]
@@ -87,7 +88,7 @@ def _spell_row(q, stop, half, carries, symbols, offsets, i):
 def _quantize(value, scale, deadzone):
     """`klt.deadzone_quantize` of one coefficient times the scale (the same float operations)."""
     v = value * scale
-    return np.int64(np.sign(v) * np.floor(np.abs(v) + 1.0 - deadzone))
+    return np.int64(np.sign(v) * np.floor(min(np.abs(v) + 1.0 - deadzone, MAX_QUANTIZED)))
 
 
 @_jit

@@ -70,6 +70,7 @@ F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: ev
 CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
+MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (far beyond any symbol layout): no int64 wrap-around
 
 
 @cache
@@ -174,7 +175,7 @@ class Separable(NamedTuple):
         if compiled is not None:
             d = len(self.dims)
             return compiled.gather_coefficients(z, self.order // d, self.order % d)
-        return z.transpose(1, 0, 2).reshape(len(centered), -1)[:, self.order]
+        return z.transpose(1, 0, 2).reshape(len(centered), z.shape[0] * z.shape[2])[:, self.order]
 
     def inverse(self, c: np.ndarray, counts: np.ndarray, rows: np.ndarray, compiled: Any = None) -> np.ndarray:
         """The first L <= K coded coefficients `[N, L]` (float32; row r is chunk `rows[r]`, which holds
@@ -222,8 +223,8 @@ def coded_components(q: np.ndarray) -> int:
 
 def deadzone_quantize(c: np.ndarray, deadzone: float) -> np.ndarray:
     """Scaled coefficients -> integers: |c| below `deadzone` -> 0, larger ones rounded down towards zero with the
-    zero bin's edge as the first step (deadzone 0.5: plain rounding)."""
-    return (np.sign(c) * np.floor(np.abs(c) + 1.0 - deadzone)).astype(np.int64)
+    zero bin's edge as the first step (deadzone 0.5: plain rounding); magnitudes stop at MAX_QUANTIZED."""
+    return (np.sign(c) * np.floor(np.minimum(np.abs(c) + 1.0 - deadzone, MAX_QUANTIZED))).astype(np.int64)
 
 
 def deadzone_dequantize(q: np.ndarray, deadzone: float) -> np.ndarray:
@@ -467,7 +468,9 @@ class KLTTokenizer(ActionTokenizer):
         if span + 1 > self._vocab_size:
             raise ActokError(
                 f"vocab_size {self._vocab_size} is smaller than the {span} coefficient symbols + 1 at scale "
-                f"{self.scale:g}: use vocab_size >= {span + 1} or a smaller scale"
+                f"{self.scale:g}: use "
+                + (f"vocab_size >= {span + 1} or " if span < MAX_VOCAB else "")
+                + "a smaller scale"
             )
         self.bpe = train_bpe(self._strings(q), self._vocab_size, span, first_symbol=BASE, byte_level=False)
         self._prepare()
@@ -501,7 +504,8 @@ class KLTTokenizer(ActionTokenizer):
             c = self.coefficients(chunks)
             return lambda rows: compiled.spell_rows(c[rows], *fixed)
         centered32, norms = compiled.center_f32(flat, self.mean)
-        c32 = centered32 @ self._basis32
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed in float64
+            c32 = centered32 @ self._basis32
         tol = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale * norms
         return lambda rows: compiled.spell_rows_f32(c32[rows], flat[rows], self.mean, self._basis_t, tol[rows], *fixed)
 
@@ -676,6 +680,11 @@ def _read_basis(path: Path, horizon: int, action_dim: int) -> tuple[dict[str, np
     return {name: arrays[name] for name in BASIS_ARRAYS}, _read_factors(path, arrays, horizon, action_dim)
 
 
+def _orthonormal(matrix: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: not orthonormal, no warning
+        return bool(np.allclose(matrix.T @ matrix, np.eye(len(matrix)), atol=1e-6))
+
+
 def _read_factors(path: Path, arrays: dict[str, np.ndarray], horizon: int, action_dim: int) -> Separable | None:
     """The separable factors among `arrays` (none, or all of FACTOR_ARRAYS, equal to the basis), or `ActokError`."""
     present = [name for name in FACTOR_ARRAYS if name in arrays]
@@ -694,11 +703,12 @@ def _read_factors(path: Path, arrays: dict[str, np.ndarray], horizon: int, actio
         or not np.isfinite(time).all()
         or not np.isfinite(dims).all()
         or not ((order >= 0) & (order < len(basis))).all()
+        or not all(_orthonormal(factor) for factor in (time, dims))  # the columns no coefficient uses too
         or not np.allclose(np.kron(time, dims)[:, order], basis, atol=1e-9)
     ):
         raise ActokError(
             f"{path} holds separable factors ({', '.join(FACTOR_ARRAYS)}) that are not those of its basis: "
-            f"time_basis ({horizon}, {horizon}) and dim_basis ({action_dim}, {action_dim}) whose Kronecker product's "
-            f"columns at order ({basis.shape[1]},) are the basis"
+            f"orthonormal time_basis ({horizon}, {horizon}) and dim_basis ({action_dim}, {action_dim}) whose "
+            f"Kronecker product's columns at order ({basis.shape[1]},) are the basis"
         )
     return Separable(time.astype(np.float64), dims.astype(np.float64), order.astype(np.int64))

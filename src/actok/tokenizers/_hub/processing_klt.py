@@ -23,6 +23,7 @@ from transformers.utils import cached_file
 
 BASE = 0x100  # code point of the smallest coefficient symbol
 BASIS_FILE = "klt_basis.npz"
+MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (beyond the symbol layout): no int64 wrap-around
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -82,7 +83,8 @@ class KLTActionProcessor(ProcessorMixin):
             c = z.transpose(1, 0, 2).reshape(n, h * d)[:, self.order] * self.scale
         modulus, k = 2 * self.half_width + 1, self.max_carry
         limit = k * modulus + self.half_width
-        q = np.clip((np.sign(c) * np.floor(np.abs(c) + 1.0 - self.deadzone)).astype(np.int64), -limit, limit)
+        magnitude = np.minimum(np.abs(c) + 1.0 - self.deadzone, MAX_QUANTIZED)
+        q = np.clip((np.sign(c) * np.floor(magnitude)).astype(np.int64), -limit, limit)
         strings = []
         for row in q.tolist():
             while row and row[-1] == 0:  # the end of the string is the end of block
@@ -99,14 +101,14 @@ class KLTActionProcessor(ProcessorMixin):
     def decode(self, tokens, time_horizon=None, action_dim=None, on_invalid="zeros", return_valid=False):
         """Id lists -> chunks `[N, H, D]`; a sequence holding ids outside the vocabulary is invalid and decodes to
         zeros (or, with `on_invalid="relaxed"`, without those ids)."""
-        if len(tokens) and np.ndim(tokens[0]) == 0:
+        if len(tokens) and np.ndim(tokens[0]) == 0 and np.asarray(tokens[0]).dtype.kind in "iuf":
             tokens = [tokens]
         horizon, dim = self.time_horizon, self.action_dim
         if (time_horizon or horizon, action_dim or dim) != (horizon, dim):
             raise ValueError(f"this processor decodes chunks of time_horizon {horizon} and action_dim {dim} only")
         rows, valid = [], np.zeros(len(tokens), dtype=bool)
         for i, seq in enumerate(tokens):
-            values = np.asarray(seq, dtype=np.float64).ravel()
+            values = _row_values(seq)
             known = np.isfinite(values) & (values >= 0) & (values < self._n_vocab) & (values == np.floor(values))
             valid[i] = known.all()
             ids = values[known].astype(np.int64).tolist()
@@ -156,3 +158,13 @@ class KLTActionProcessor(ProcessorMixin):
                 out.append(min(max(x - self.half_width + carry * modulus, -limit), limit))
                 carry = 0
         return out
+
+
+def _row_values(seq):
+    """A row of ids as float64 values `[L]`; a row that is not a flat sequence of numbers (a string, None, nested
+    or ragged lists, Python ints beyond int64) as a NaN scalar: no ids, invalid (as in actok)."""
+    try:
+        values = np.asarray(seq)
+    except (ValueError, TypeError, OverflowError):
+        return np.array(np.nan)
+    return values.astype(np.float64) if values.ndim == 1 and values.dtype.kind in "iuf" else np.array(np.nan)
