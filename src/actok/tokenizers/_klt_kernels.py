@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from actok.tokenizers._bytelevel_bpe import _jit
-from actok.tokenizers.klt import MAX_QUANTIZED
+from actok.tokenizers.params import MAX_QUANTIZED
 
 
 @_jit

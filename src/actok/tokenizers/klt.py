@@ -49,7 +49,7 @@ from actok.tokenizers import _fast_kernels as kernels
 from actok.tokenizers.base import CONFIG_FILE, ActionTokenizer, TokenBatch, as_chunks, flatten_rows, read_bpe_file
 from actok.tokenizers.coefficients import TOKENIZER_FILE, SymbolTable, train_bpe
 from actok.tokenizers.hub import write_processor_files
-from actok.tokenizers.params import MAX_VOCAB, Scale, check_fields
+from actok.tokenizers.params import MAX_QUANTIZED, MAX_VOCAB, Scale, check_fields
 
 BASE = 0x100  # code point of the smallest coefficient symbol (clear of ASCII controls)
 BASIS_FILE = "klt_basis.npz"
@@ -70,7 +70,6 @@ F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: ev
 CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
-MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (far beyond any symbol layout): no int64 wrap-around
 
 
 @cache

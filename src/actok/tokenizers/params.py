@@ -34,6 +34,7 @@ from actok.errors import ActokError
 # far from the sizes at which the BPE trainer's up-front allocation aborts the process (about 70 bytes per entry:
 # vocab_size=10**9 asks for 70 GB and kills Python).
 MAX_VOCAB = 2**15
+MAX_QUANTIZED = 2.0**62  # klt's quantized magnitudes stop here (far beyond any symbol layout): no int64 wrap
 # Coefficients times the scale stay far inside int64 (and a finer step than 1e-6 is below any sensor's noise).
 MAX_SCALE = 1e6
 
