@@ -31,8 +31,10 @@ def spell_rows(c, scale, deadzone, half, carries):
 def spell_rows_f32(c32, flat, mean, basis_t, tol, scale, deadzone, half, carries):
     """`spell_rows` of float32 coefficients `c32` `[N, C]` (the float32 basis product) giving the symbols of the
     float64 ones: each coefficient whose scaled value lies within `tol[i]` `[N]` (a bound on its scaled error) of a
-    quantization edge of `klt.deadzone_quantize` is recomputed in float64 as the dot product of the centered chunk
-    `flat[i] - mean` with the basis vector `basis_t[t]` `[C, H·D]`."""
+    quantization edge of `klt.deadzone_quantize` (or not finite) is recomputed in float64 as the dot product of the
+    centered chunk `flat[i] - mean` with the basis vector `basis_t[t]` `[C, H·D]`, summed term by term in order:
+    the same numbers as numpy's `klt.edge_exact_coefficients` and the exported processor, also for values exactly
+    on an edge."""
     n, width = c32.shape
     q = np.empty(width, np.int64)
     centered = np.empty(flat.shape[1])
@@ -48,7 +50,9 @@ def spell_rows_f32(c32, flat, mean, basis_t, tol, scale, deadzone, half, carries
                     for j in range(flat.shape[1]):
                         centered[j] = flat[i, j] - mean[j]
                     centered_ready = True
-                value = np.dot(centered, basis_t[t])
+                value = 0.0  # the float64 dot product summed in order (`klt.edge_exact_coefficients`)
+                for j in range(centered.shape[0]):
+                    value += centered[j] * basis_t[t, j]
             q[t] = _quantize(value, scale, deadzone)
             if q[t] != 0:
                 stop = t + 1

@@ -211,6 +211,28 @@ def fitted_basis(
     return Separable(time, dims, variance_order(variances))
 
 
+def edge_exact_coefficients(
+    centered: np.ndarray, basis: np.ndarray, basis32: np.ndarray, scale: float, deadzone: float
+) -> np.ndarray:
+    """The coefficients encode quantizes on a dense basis of F32_MIN_SIZE values and more, in numpy: the float32
+    product of the centered chunks `[N, H·D]` and the basis `[H·D, K]` (`basis32` its float32 copy), each
+    coefficient within the float32 error bound ((H·D + 2) u ||x - mean||, u the unit roundoff) of a quantization
+    edge, or not finite, recomputed in float64 summed term by term in order (`np.cumsum`), as the compiled loop
+    (`_klt_kernels.spell_rows_f32`) and the exported processor do: the quantized values are those of the float64
+    coefficients, and every path gives the same ones even for values exactly on an edge."""
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed below
+        c = (centered.astype(np.float32) @ basis32).astype(np.float64)
+        tol = F32_BOUND_SAFETY * (centered.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * scale
+        tol = tol * np.sqrt((centered**2).sum(axis=1))[:, None]
+        edge = np.abs(c * scale) + 1.0 - deadzone
+        edge -= np.floor(edge)
+        rows, cols = np.nonzero(~((edge >= tol) & (edge <= 1.0 - tol)))
+    for start in range(0, len(rows), ENCODE_BLOCK):  # bounded memory: ENCODE_BLOCK products of H·D terms at once
+        r, t = rows[start : start + ENCODE_BLOCK], cols[start : start + ENCODE_BLOCK]
+        c[r, t] = np.cumsum(centered[r] * basis.T[t], axis=1)[:, -1]
+    return c
+
+
 def coded_components(q: np.ndarray) -> int:
     """How many leading coefficients the tokenizer codes, from the quantized training coefficients `q` `[N, H·D]`:
     enough to hold every non-zero one of CODED_QUANTILE of the chunks (at least one). The others are zero after
@@ -397,8 +419,14 @@ class KLTTokenizer(ActionTokenizer):
         return centered @ self.basis if self.separable is None else self.separable.forward(centered, self._kernels)
 
     def quantize(self, chunks: np.ndarray) -> np.ndarray:
-        """Chunks `[N, H, D]` -> quantized coded coefficients `[N, K]` (int64, not clipped)."""
-        return deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)
+        """Chunks `[N, H, D]` -> quantized coded coefficients `[N, K]` (int64, not clipped): what encode spells (on a
+        dense basis of F32_MIN_SIZE values and more, `edge_exact_coefficients`; the same numbers as `coefficients`
+        but for values within rounding of an edge, which every path of encode puts on the same side)."""
+        if self.separable is not None or self.basis.shape[0] < F32_MIN_SIZE:
+            return deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)
+        centered = flatten_rows(chunks) - self.mean
+        c = edge_exact_coefficients(centered, self.basis, self._basis32, self.scale, self.deadzone)
+        return deadzone_quantize(c * self.scale, self.deadzone)
 
     def dequantize(self, q: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """The first L <= K quantized coefficients `[N, L]` (the others zero) -> chunks `[N, H, D]`, each
@@ -453,7 +481,7 @@ class KLTTokenizer(ActionTokenizer):
         self.fitted_transform = (chosen[0], float(chosen[1]))
         transform = fitted_basis(flat - self.mean, h, d, self.fitted_transform)
         self.separable, self.basis = (transform, None) if isinstance(transform, Separable) else (None, transform)
-        q = self.quantize(chunks)  # every coefficient
+        q = deadzone_quantize(self.coefficients(chunks) * self.scale, self.deadzone)  # every coefficient
         k = coded_components(q)
         q = q[:, :k]
         if self.separable is None:

@@ -24,6 +24,8 @@ from transformers.utils import cached_file
 BASE = 0x100  # code point of the smallest coefficient symbol
 BASIS_FILE = "klt_basis.npz"
 MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (beyond the symbol layout): no int64 wrap-around
+F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (near-edge coefficients in float64)
+F32_BOUND_SAFETY = 1.1  # times the float32 error bound: nearer a quantization edge, recomputed in float64
 DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -74,8 +76,10 @@ class KLTActionProcessor(ProcessorMixin):
         if chunks.ndim == 2:
             chunks = chunks[None]
         centered = chunks.reshape(len(chunks), -1) - self.mean
-        if self.order is None:
+        if self.order is None and centered.shape[1] < F32_MIN_SIZE:
             c = centered @ self.basis * self.scale
+        elif self.order is None:
+            c = self._edge_exact(centered) * self.scale
         else:
             n, h, d = len(centered), len(self.time_basis), len(self.dim_basis)
             y = (centered.reshape(n * h, d) @ self.dim_basis).reshape(n, h, d).transpose(1, 0, 2).reshape(h, n * d)
@@ -125,6 +129,22 @@ class KLTActionProcessor(ProcessorMixin):
         if on_invalid != "relaxed":
             actions[~valid] = 0.0
         return (actions, valid) if return_valid else actions
+
+    def _edge_exact(self, centered):
+        """actok's coefficients on a dense basis of F32_MIN_SIZE values and more: the float32 product, each
+        coefficient within its float32 error bound of a quantization edge (or not finite) recomputed in float64,
+        summed term by term in order."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = (centered.astype(np.float32) @ self.basis.astype(np.float32)).astype(np.float64)
+            tol = F32_BOUND_SAFETY * (centered.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale
+            tol = tol * np.sqrt((centered**2).sum(axis=1))[:, None]
+            edge = np.abs(c * self.scale) + 1.0 - self.deadzone
+            edge -= np.floor(edge)
+            rows, cols = np.nonzero(~((edge >= tol) & (edge <= 1.0 - tol)))
+        for start in range(0, len(rows), 8192):
+            r, t = rows[start : start + 8192], cols[start : start + 8192]
+            c[r, t] = np.cumsum(centered[r] * self.basis.T[t], axis=1)[:, -1]
+        return c
 
     def _to_chunks(self, c, counts):
         """Coefficients `[N, L]` (row i holds counts[i]) -> chunks `[N, H·D]` before the clip, as actok computes
