@@ -112,12 +112,12 @@ def center_f32(flat, mean):
 
 
 @_jit
-def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries, deadzone, scale):
+def ids_to_values(flat, lengths, n_vocab, start, size, points, value_counts, m, half, carries, deadzone, scale):
     """Flat ids (rows of `lengths`) -> (scaled-back coefficients `[N, L]` in float32, the rows sorted by coefficient
     count; each row's count (at most m) `[N]`, L the largest; the sorted order `[N]` (row r of the coefficients is
     sequence `order[r]`; a stable sort); sequences with only known ids `[N]`): `klt.read_symbols` then
     `deadzone_dequantize(q, deadzone) / scale`. Unknown ids are skipped; token i's symbols are
-    `points[start[i] : start[i] + size[i]]` (alphabet indices)."""
+    `points[start[i] : start[i] + size[i]]` (alphabet indices), `value_counts[i]` of them value symbols."""
     n = lengths.shape[0]
     modulus = 2 * half + 1
     limit = carries * modulus + half
@@ -130,8 +130,7 @@ def ids_to_values(flat, lengths, n_vocab, start, size, points, m, half, carries,
             if t < 0 or t >= n_vocab:
                 ids_ok[i] = False
                 continue
-            for p in range(start[t], start[t] + size[t]):
-                counts[i] += points[p] < modulus
+            counts[i] += value_counts[t]
         counts[i] = min(counts[i], m)
         o += lengths[i]
     out = np.zeros((n, counts.max() if n else 0), np.float32)

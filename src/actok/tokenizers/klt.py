@@ -68,7 +68,7 @@ MIN_LAPLACE_SCALE = 0.2  # the smallest mean |coefficient| the coding-cost model
 ENCODE_BLOCK = 8192  # chunks whose coefficients encode computes at once
 F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (on G1: even at 260, 8% faster at 416)
 CODED_QUANTILE = 0.999  # the coefficients coded hold every non-zero one of this fraction of the training chunks
-DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
+DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound (slack for the float64 check): nearer an edge, recomputed
 
 
@@ -570,8 +570,8 @@ class KLTTokenizer(ActionTokenizer):
             return self.dequantize(q, counts), ids_ok
         table = self._symbols
         c, counts, rows, ids_ok = self._kernels.ids_to_values(
-            batch.flat, batch.lengths, self._n_vocab, table.start, table.length, table.points - BASE, m,
-            self.half_width, self.max_carry, self.deadzone, self.scale,
+            batch.flat, batch.lengths, self._n_vocab, table.start, table.length, self._token_symbols,
+            self._token_values, m, self.half_width, self.max_carry, self.deadzone, self.scale,
         )  # fmt: skip
         return self._to_chunks(c, counts, rows), ids_ok
 
@@ -592,6 +592,10 @@ class KLTTokenizer(ActionTokenizer):
         the compiled encoder's tables."""
         self._symbols = SymbolTable.build(self.bpe.get_vocab(), byte_level=False)
         self._n_vocab = self.bpe.get_vocab_size()
+        self._token_symbols = self._symbols.points - BASE  # each token's alphabet indices, token after token
+        token = np.repeat(np.arange(len(self._symbols.start)), self._symbols.length)
+        is_value = self._token_symbols < 2 * self.half_width + 1
+        self._token_values = np.bincount(token, weights=is_value, minlength=len(self._symbols.start)).astype(np.int64)
         numba = kernels.numba_available()
         self._kernels = _compiled() if numba else None  # klt's compiled loops; None: numpy's steps
         self._encode_tables = (

@@ -26,7 +26,7 @@ BASIS_FILE = "klt_basis.npz"
 MAX_QUANTIZED = 2.0**62  # quantized magnitudes stop here (beyond the symbol layout): no int64 wrap-around
 F32_MIN_SIZE = 256  # H·D from which encode uses the float32 product (near-edge coefficients in float64)
 F32_BOUND_SAFETY = 1.1  # times the float32 error bound: nearer a quantization edge, recomputed in float64
-DECODE_GROUP = 512  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
+DECODE_GROUP = 256  # decode multiplies the rows, sorted by their coefficient count, in groups of this many
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
