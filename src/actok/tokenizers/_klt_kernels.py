@@ -193,19 +193,27 @@ def finish_time_first(v, mean, low, high):
     for i in range(n):
         for t in range(h):
             for e in range(d):
-                out[i, t, e] = min(max(np.float64(v[t, i, e]) + mean[t * d + e], low[e]), high[e])
+                value = np.float64(v[t, i, e]) + mean[t * d + e]
+                if value < low[e]:
+                    value = low[e]
+                if value > high[e]:
+                    value = high[e]
+                out[i, t, e] = value
     return out
 
 
 @_jit
 def finish_rows(x, rows, mean, low, high, out):
     """Centered chunks `x` `[G, H·D]` (float32) -> `out[rows[g]]` `[N, H·D]` (float64): the mean added and each
-    value clipped into its dim's range, as numpy's `np.minimum(np.maximum(x + mean, low), high)`."""
-    g, d = x.shape[0], low.shape[0]
-    h = x.shape[1] // d
+    value clipped into [low, high] `[H·D]` (each dim's range, repeated for every step), as numpy's
+    `np.minimum(np.maximum(x + mean, low), high)`; one contiguous loop per row (vectorized)."""
+    g, m = x.shape
     for r in range(g):
-        i = rows[r]
-        for t in range(h):
-            for e in range(d):
-                j = t * d + e
-                out[i, j] = min(max(np.float64(x[r, j]) + mean[j], low[e]), high[e])
+        source, target = x[r], out[rows[r]]
+        for j in range(m):
+            value = np.float64(source[j]) + mean[j]
+            if value < low[j]:
+                value = low[j]
+            if value > high[j]:
+                value = high[j]
+            target[j] = value

@@ -458,7 +458,7 @@ class KLTTokenizer(ActionTokenizer):
                 group = rows[start : start + DECODE_GROUP]
                 product = c[start : start + len(group), : counts[group[-1]]] @ self._rows32[: counts[group[-1]]]
                 if compiled is not None:
-                    compiled.finish_rows(product, group, self.mean, self.value_low, self.value_high, x)
+                    compiled.finish_rows(product, group, self.mean, *self._step_range, x)
                 else:
                     x[group] = product + self.mean
             if compiled is not None:
@@ -602,6 +602,7 @@ class KLTTokenizer(ActionTokenizer):
             kernels.SymbolEncodeTables.build(self.bpe.to_str(), BASE, self._alphabet_size()) if numba else None
         )
         self._basis32 = self.basis.astype(np.float32)  # encode's product
+        self._step_range = (np.tile(self.value_low, self.horizon), np.tile(self.value_high, self.horizon))  # [H·D]
         self._rows32 = np.ascontiguousarray(self._basis32.T)  # decode's: the first L basis vectors are contiguous
         if numba and self.separable is None:  # the compiled encoder's basis vectors
             self._basis_t = np.ascontiguousarray(self.basis.T)
