@@ -248,7 +248,7 @@ def encode_symbols(symbols: np.ndarray, offsets: np.ndarray, tables: SymbolEncod
 def encode_symbol_blocks(spell: Callable, n: int, tables: SymbolEncodeTables) -> list[list[int]]:
     """Ids per row of `n` rows whose symbols `spell(rows)` gives for a slice of rows (flat alphabet indices int32,
     and the rows' offsets into them `[len + 1]`), spelled and BPE-encoded on row blocks spread over the CPU cores
-    for large batches (`spell` runs in the block's thread: compiled loops that release the GIL spread too)."""
+    for large batches (`spell` runs in the block's thread, its BLAS products on one thread: `map_row_blocks`)."""
 
     def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:
         symbols, offsets = spell(rows)
@@ -257,10 +257,28 @@ def encode_symbol_blocks(spell: Callable, n: int, tables: SymbolEncodeTables) ->
     return [row for flat, out_offsets in map_row_blocks(work, n) for row in split_rows(flat, out_offsets)]
 
 
-def map_row_blocks(work: Callable, n: int) -> list:
-    """`work(rows)` for each of `row_blocks(n)`, in order: on this process's thread pool when there are several."""
-    parts = row_blocks(n)
-    return [work(parts[0])] if len(parts) == 1 else list(_pool().map(work, parts))
+def map_row_blocks(work: Callable, n: int, min_rows: int = 256) -> list:
+    """`work(rows)` for each of `row_blocks(n, min_rows)`, in order: on this process's thread pool when there are several,
+    with BLAS limited to one thread meanwhile (each block's matrix products run in its own thread; BLAS threads
+    of their own would compete with the pool for the same cores)."""
+    parts = row_blocks(n, min_rows)
+    if len(parts) == 1:
+        return [work(parts[0])]
+    with _one_blas_thread():
+        return list(_pool().map(work, parts))
+
+
+@cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (it scans the process's libraries)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """A context in which the BLAS libraries loaded so far use one thread each."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def encode_chunks(

@@ -454,15 +454,20 @@ class KLTTokenizer(ActionTokenizer):
             x = v.transpose(1, 0, 2).reshape(n, -1) + self.mean
         else:
             x = np.empty((n, self.horizon * self.action_dim))
-            for start in range(0, n, DECODE_GROUP):
-                group = rows[start : start + DECODE_GROUP]
-                product = c[start : start + len(group), : counts[group[-1]]] @ self._rows32[: counts[group[-1]]]
-                if compiled is not None:
-                    compiled.finish_rows(product, group, self.mean, *self._step_range, x)
-                else:
-                    x[group] = product + self.mean
+
+            def multiply(groups: slice) -> None:  # groups of DECODE_GROUP sorted rows, whole groups per thread
+                for start in range(groups.start * DECODE_GROUP, min(groups.stop * DECODE_GROUP, n), DECODE_GROUP):
+                    group = rows[start : start + DECODE_GROUP]
+                    product = c[start : start + len(group), : counts[group[-1]]] @ self._rows32[: counts[group[-1]]]
+                    if compiled is not None:
+                        compiled.finish_rows(product, group, self.mean, *self._step_range, x)
+                    else:
+                        x[group] = product + self.mean
+
             if compiled is not None:
+                kernels.map_row_blocks(multiply, -(-n // DECODE_GROUP), min_rows=1)
                 return x.reshape(shape)
+            multiply(slice(0, -(-n // DECODE_GROUP)))
         x = x.reshape(shape)
         np.maximum(x, self.value_low, out=x)
         return np.minimum(x, self.value_high, out=x)
@@ -521,20 +526,23 @@ class KLTTokenizer(ActionTokenizer):
     def _speller(self, chunks: np.ndarray) -> Callable[[slice], tuple[np.ndarray, np.ndarray]]:
         """Chunks `[N, H, D]` -> `spell(rows)`: the symbols and row offsets (`spell_rows`) of a slice of the chunks,
         the ids of the float64 coefficients (`coefficients`), for `encode_symbol_blocks` to run on row blocks in
-        threads. The coefficients are computed here for all chunks at once: a separable transform's two small
-        products; a dense basis on F32_MIN_SIZE values and more, the product in float32 (sgemm, about twice
-        dgemm's speed), `spell_rows_f32` recomputing in float64 each coefficient within the float32 error bound of
-        a quantization edge. The bound: a dot product of P terms in float32, inputs rounded to float32, errs by at
-        most (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors unit length)."""
+        threads (each block computes its own coefficients): a separable transform's two small products; a dense
+        basis on F32_MIN_SIZE values and more, the product in float32 (sgemm, about twice dgemm's speed),
+        `spell_rows_f32` recomputing in float64 each coefficient within the float32 error bound of a quantization
+        edge. The bound: a dot product of P terms in float32, inputs rounded to float32, errs by at most
+        (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors unit length)."""
         flat, compiled, fixed = flatten_rows(chunks), self._kernels, (self.scale, self.deadzone, *self._layout())
         if self.separable is not None or flat.shape[1] < F32_MIN_SIZE:
-            c = self.coefficients(chunks)
-            return lambda rows: compiled.spell_rows(c[rows], *fixed)
-        centered32, norms = compiled.center_f32(flat, self.mean)
-        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed in float64
-            c32 = centered32 @ self._basis32
-        tol = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale * norms
-        return lambda rows: compiled.spell_rows_f32(c32[rows], flat[rows], self.mean, self._basis_t, tol[rows], *fixed)
+            return lambda rows: compiled.spell_rows(self.coefficients(chunks[rows]), *fixed)
+        safety = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale
+
+        def spell(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+            centered32, norms = compiled.center_f32(flat[rows], self.mean)
+            with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed
+                c32 = centered32 @ self._basis32
+            return compiled.spell_rows_f32(c32, flat[rows], self.mean, self._basis_t, safety * norms, *fixed)
+
+        return spell
 
     def _layout(self) -> tuple[int, int]:
         """The symbol layout (half-width T, largest carry K) (`carry_layout`)."""
