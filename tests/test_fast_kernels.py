@@ -270,3 +270,21 @@ def test_loops_compiled_without_the_disk_cache_give_the_same_ids():
         for code in (no_cache + ENCODE_SMOOTH_CHUNKS, ENCODE_SMOOTH_CHUNKS)
     ]
     assert ids[0] == ids[1] and len(ids[0]) == 300
+
+
+def test_row_blocks_run_on_the_pool_with_one_blas_thread(monkeypatch):
+    """Several row blocks run on the codec's thread pool with BLAS held to one thread (its own threads would
+    compete with the pool's for the cores), in order, and BLAS gets its threads back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    monkeypatch.setenv("ACTOK_NUM_THREADS", "2")
+    before = blas_threads()
+    assert before, "numpy's BLAS is visible to threadpoolctl"
+    seen = kernels.map_row_blocks(lambda rows: (rows, blas_threads()), 1000)
+    assert [rows for rows, _ in seen] == [slice(0, 500), slice(500, 1000)]
+    assert all(threads == [1] * len(before) for _, threads in seen)
+    assert blas_threads() == before
+    assert kernels.map_row_blocks(lambda rows: rows, 100) == [slice(0, 100)]  # one block: this thread
