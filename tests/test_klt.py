@@ -218,6 +218,12 @@ def test_autoprocessor_loads_saved_folder_offline(dataset, transform, pusht_chun
     x = chunks.holdout
     ids = tok.encode(x)
     assert processor(x) == ids
+    assert processor(x[0]) == ids[:1]  # one [H, D] chunk
+    bad = x[:2].copy()
+    bad[1, 0, 0] = np.nan
+    for wrong, match in ((bad, "contain NaN or inf"), (x[:, :-1], "encodes chunks"), (x[0, 0], "encodes chunks")):
+        with pytest.raises(ValueError, match=match):  # as actok refuses them
+            processor(wrong)
     if tok.separable is None:  # coefficients exactly on quantization edges: the same side in both
         rng = np.random.default_rng(0)
         steps = rng.choice([-1, 1], (300, 6)) * (rng.integers(0, 4, (300, 6)) + tok.deadzone)

@@ -75,6 +75,12 @@ class KLTActionProcessor(ProcessorMixin):
         chunks = np.asarray(action_chunk, dtype=np.float64)
         if chunks.ndim == 2:
             chunks = chunks[None]
+        shape = (self.time_horizon, self.action_dim)
+        if chunks.ndim != 3 or chunks.shape[1:] != shape:
+            raise ValueError(f"this processor encodes chunks [N, {shape[0]}, {shape[1]}] or one [{shape[0]}, "
+                             f"{shape[1]}], got an array of shape {chunks.shape}")  # fmt: skip
+        if not np.isfinite(chunks).all():
+            raise ValueError("action chunks contain NaN or inf values")
         centered = chunks.reshape(len(chunks), -1) - self.mean
         if self.order is None and centered.shape[1] < F32_MIN_SIZE:
             c = centered @ self.basis * self.scale
