@@ -211,6 +211,13 @@ def fitted_basis(
     return Separable(time, dims, variance_order(variances))
 
 
+def f32_tolerance(size: int, scale: float, norms: np.ndarray) -> np.ndarray:
+    """How far from a quantization edge a scaled float32 coefficient must lie to be on the float64 one's side, per
+    chunk of centered norm `norms` `[N]`: F32_BOUND_SAFETY x the error bound of a float32 dot product of `size`
+    terms with inputs rounded to float32, (size + 2) u ||x - mean|| (u the unit roundoff; unit basis vectors)."""
+    return F32_BOUND_SAFETY * (size + 2) * (np.finfo(np.float32).eps / 2) * scale * norms
+
+
 def edge_exact_coefficients(
     centered: np.ndarray, basis: np.ndarray, basis32: np.ndarray, scale: float, deadzone: float
 ) -> np.ndarray:
@@ -222,8 +229,7 @@ def edge_exact_coefficients(
     coefficients, and every path gives the same ones even for values exactly on an edge."""
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed below
         c = (centered.astype(np.float32) @ basis32).astype(np.float64)
-        tol = F32_BOUND_SAFETY * (centered.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * scale
-        tol = tol * np.sqrt((centered**2).sum(axis=1))[:, None]
+        tol = f32_tolerance(centered.shape[1], scale, np.sqrt((centered**2).sum(axis=1)))[:, None]
         edge = np.abs(c * scale) + 1.0 - deadzone
         edge -= np.floor(edge)
         rows, cols = np.nonzero(~((edge >= tol) & (edge <= 1.0 - tol)))
@@ -531,22 +537,19 @@ class KLTTokenizer(ActionTokenizer):
         `spell_rows_f32` recomputing in float64 each coefficient within the float32 error bound of a quantization
         edge. The bound: a dot product of P terms in float32, inputs rounded to float32, errs by at most
         (P + 2) u ||x - mean|| (u the unit roundoff, the basis vectors unit length)."""
-        flat, compiled, fixed = flatten_rows(chunks), self._kernels, (self.scale, self.deadzone, *self._layout())
+        flat, compiled = flatten_rows(chunks), self._kernels
+        fixed = (self.scale, self.deadzone, self.half_width, self.max_carry)
         if self.separable is not None or flat.shape[1] < F32_MIN_SIZE:
             return lambda rows: compiled.spell_rows(self.coefficients(chunks[rows]), *fixed)
-        safety = F32_BOUND_SAFETY * (flat.shape[1] + 2) * (np.finfo(np.float32).eps / 2) * self.scale
 
         def spell(rows: slice) -> tuple[np.ndarray, np.ndarray]:
             centered32, norms = compiled.center_f32(flat[rows], self.mean)
             with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range: recomputed
                 c32 = centered32 @ self._basis32
-            return compiled.spell_rows_f32(c32, flat[rows], self.mean, self._basis_t, safety * norms, *fixed)
+            tol = f32_tolerance(flat.shape[1], self.scale, norms)
+            return compiled.spell_rows_f32(c32, flat[rows], self.mean, self._basis_t, tol, *fixed)
 
         return spell
-
-    def _layout(self) -> tuple[int, int]:
-        """The symbol layout (half-width T, largest carry K) (`carry_layout`)."""
-        return self.half_width, self.max_carry
 
     def _alphabet_size(self) -> int:
         return 2 * self.half_width + 1 + 2 * self.max_carry
